@@ -1,0 +1,136 @@
+"""`sicherheitsbot chat | run | db | config | content` — the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings, secrets_in_file
+from bot.core.i18n import ContentError
+
+
+def _settings(config: Path | None, db: str | None = None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if db:
+        url = db if "://" in db else f"sqlite+aiosqlite:///{Path(db).resolve()}"
+        settings.database.url = url
+    return settings
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        click.echo("\nbye", err=True)
+    except ContentError as exc:
+        raise click.ClickException(f"content error: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot open the database or data directory: {exc}") from exc
+
+
+CONFIG = click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML settings file (default: built-in defaults and environment).",
+)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Chat assistant of the security partnership between police and transport trades."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@CONFIG
+@click.option("--user", default="driver", show_default=True, help="Who is talking.")
+@click.option("--db", default=None, help="SQLite file or database URL.")
+@click.option("--start", "start", default=None, help="Deep-link payload, e.g. taxi.")
+def chat(config: Path | None, user: str, db: str | None, start: str | None) -> None:
+    """Talk to the bot in the terminal (no token, no network)."""
+    from bot.runtime import open_runtime
+    from bot.transports.console import run_chat
+
+    if not user.strip() or len(user) > 64:
+        raise click.BadParameter("give a name of 1 to 64 characters", param_hint="--user")
+    settings = _settings(config, db)
+
+    async def session() -> None:
+        async with open_runtime(settings) as runtime:
+            await run_chat(runtime.core, user.strip(), start, sys.stdin)
+
+    _run(session())
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command()
+@CONFIG
+@click.option("--db", default=None, help="SQLite file or database URL.")
+def upgrade(config: Path | None, db: str | None) -> None:
+    """Bring the database schema up to date."""
+    from bot.storage.db import upgrade as run_upgrade
+
+    settings = _settings(config, db)
+    _run(run_upgrade(settings.database_url))
+    click.echo("database is up to date")
+
+
+@main.group(name="config")
+def config_group() -> None:
+    """Configuration."""
+
+
+@config_group.command()
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def check(path: Path) -> None:
+    """Validate a config file; warn about secrets written into it."""
+    _settings(path)
+    for key in secrets_in_file(path):
+        click.echo(
+            f"warning: {key} is written in {path}; move it to the environment "
+            f"(SICHERHEITSBOT_{key.upper().replace('.', '__')}) or a secrets file",
+            err=True,
+        )
+    click.echo(f"{path}: ok")
+
+
+@main.group(name="content")
+def content_group() -> None:
+    """Texts in content/."""
+
+
+@content_group.command(name="check")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False), default=None)
+def content_check(directory: Path | None) -> None:
+    """Prove every language is complete and every text fits the platforms."""
+    from bot.core.content_check import check_content
+
+    problems = check_content(directory)
+    for problem in problems:
+        click.echo(f"✗ {problem}", err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in content")
+    click.echo("content ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Typed settings: a TOML file, overridden by environment variables.
+
+Secrets (tokens, passwords) are read only from the environment or from files in
+a secrets directory; `check_file` warns when one is written into the TOML file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SICHERHEITSBOT_"
+SECRET_KEYS = (
+    ("telegram", "token"),
+    ("telegram", "webhook_secret"),
+    ("matrix", "password"),
+    ("matrix", "access_token"),
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotSettings(Section):
+    data_dir: Path = Path("data")
+    default_language: Literal["de", "en", "pl"] = "de"
+    timezone: str = "Europe/Berlin"
+    emergency_number: str = Field(default="110", pattern=r"^[0-9]{2,6}$")
+    reports_watched_around_the_clock: bool = False
+    operator: str = "Sicherheitspartnerschaft NRW"
+    privacy_contact: str = "datenschutz@example.org"
+    reference_prefix: str = Field(default="SP", pattern=r"^[A-Z]{1,6}$")
+    content_dir: Path | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class DatabaseSettings(Section):
+    url: str = ""
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class ConsoleSettings(Section):
+    coordinators: list[str] = Field(default_factory=lambda: ["leitstelle"])
+
+
+class TelegramSettings(Section):
+    enabled: bool = False
+    token: SecretStr | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    coordinators: list[int] = Field(default_factory=list)
+    coordinator_chat_id: int | None = None
+
+
+class MatrixSettings(Section):
+    enabled: bool = False
+    homeserver: str = ""
+    user_id: str = ""
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    device_id: str = ""
+    store_dir: Path | None = None
+    encryption: bool = True
+    coordinators: list[str] = Field(default_factory=list)
+    coordinator_room: str = ""
+    allowed_servers: list[str] = Field(default_factory=list)
+    messages_per_second: float = Field(default=5.0, gt=0)
+
+
+class LimitSettings(Section):
+    messages_per_minute: int = Field(default=30, ge=1)
+    reports_per_hour: int = Field(default=5, ge=1)
+    max_text_length: int = Field(default=2000, ge=10, le=4000)
+    max_attachments: int = Field(default=5, ge=0, le=20)
+    max_attachment_mb: float = Field(default=20.0, gt=0)
+
+
+class RetentionSettings(Section):
+    conversation_days: int = Field(default=90, ge=1)
+    closed_report_days: int = Field(default=365, ge=1)
+    media_days: int = Field(default=365, ge=1)
+    on_erasure: Literal["anonymise", "erase"] = "anonymise"
+
+
+class SchedulerSettings(Section):
+    report_reminder_minutes: int = Field(default=60, ge=1)
+    urgent_resend_minutes: int = Field(default=30, ge=1)
+    misfire_grace_minutes: int = Field(default=60, ge=1)
+    digest_hour: int = Field(default=7, ge=0, le=23)
+
+
+class Settings(BaseSettings):
+    """Every setting of one deployment; see config.example.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        secrets_dir=os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or None,
+    )
+    toml_path: ClassVar[Path | None] = None
+
+    bot: BotSettings = Field(default_factory=BotSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    matrix: MatrixSettings = Field(default_factory=MatrixSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.bot.data_dir / 'sicherheitsbot.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.bot.data_dir / "media"
+
+
+class ConfigError(Exception):
+    """A configuration problem, described in one plain line."""
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against config.example.toml)"
+    if first["type"] == "missing":
+        message = "required but missing"
+    return f"{key}: {message}"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from `path` (optional) and the environment, or raise ConfigError."""
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not UTF-8 text") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    Settings.toml_path = path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"config error in {_describe(exc)}") from exc
+    finally:
+        Settings.toml_path = None
+    _check_enabled_transports(settings)
+    return settings
+
+
+def _check_enabled_transports(settings: Settings) -> None:
+    if settings.telegram.enabled and settings.telegram.token is None:
+        raise ConfigError(
+            f"config error in telegram.token: required when telegram.enabled is true; "
+            f"set {ENV_PREFIX}TELEGRAM__TOKEN"
+        )
+    telegram = settings.telegram
+    if telegram.enabled and telegram.mode == "webhook" and not telegram.webhook_url:
+        raise ConfigError("config error in telegram.webhook_url: required in webhook mode")
+    matrix = settings.matrix
+    if matrix.enabled:
+        if not matrix.homeserver or not matrix.user_id:
+            raise ConfigError("config error in matrix.homeserver/matrix.user_id: required")
+        if matrix.password is None and matrix.access_token is None:
+            raise ConfigError(
+                f"config error in matrix.password: set {ENV_PREFIX}MATRIX__PASSWORD "
+                f"or {ENV_PREFIX}MATRIX__ACCESS_TOKEN"
+            )
+
+
+def secrets_in_file(path: Path) -> list[str]:
+    """Names of secret keys written into a TOML file (they belong in the environment)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    found = []
+    for section, key in SECRET_KEYS:
+        value = data.get(section, {}).get(key)
+        if value:
+            found.append(f"{section}.{key}")
+    return found

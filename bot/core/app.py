@@ -1,0 +1,363 @@
+"""The dialogue core: one event in, stored state and replies out."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import unicodedata
+import weakref
+from collections.abc import Iterable
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.core.context import Context, Destination
+from bot.core.events import Choice, Event, EventKind, Reply
+from bot.core.i18n import Content, negotiate_language
+from bot.core.media import MediaStore
+from bot.core.router import COORDINATOR, CommandSpec, Handler, Router, TextMatcher
+from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+# Commands that steer an active form rather than start something new.
+FORM_CONTROLS = {"back": "~back", "skip": "~skip", "done": "~done"}
+DB_ATTEMPTS = 4
+
+
+class Core:
+    """Routes neutral events to feature handlers; every step is stored before it is answered."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        content: Content,
+        sessions: async_sessionmaker[AsyncSession],
+        routers: Iterable[Router],
+    ) -> None:
+        self.settings = settings
+        self.content = content
+        self.sessions = sessions
+        self.media = MediaStore(
+            settings.media_dir, int(settings.limits.max_attachment_mb * 1024 * 1024)
+        )
+        self.commands: dict[str, CommandSpec] = {}
+        self.choices: dict[str, tuple[Handler, bool]] = {}
+        self.flows: dict[str, Handler] = {}
+        self.text_matchers: list[TextMatcher] = []
+        self.gate: Handler | None = None
+        self.fallback: Handler | None = None
+        for router in routers:
+            self._include(router)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _include(self, router: Router) -> None:
+        for name, spec in router.commands.items():
+            if name in self.commands:
+                raise ValueError(f"command /{name} registered twice ({router.name})")
+            self.commands[name] = spec
+        self.choices.update(router.choices)
+        self.flows.update(router.flows)
+        self.text_matchers.extend(router.text_matchers)
+        self.gate = router.gate or self.gate
+        self.fallback = router.fallback or self.fallback
+
+    # -- public entry points ----------------------------------------------------------------
+
+    async def handle(self, event: Event) -> list[Reply]:
+        """Handle one event; events of one person run one at a time, in order."""
+        key = (event.transport, event.user_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        async with lock:
+            return await self._handle_stored(event)
+
+    async def remember_choices(
+        self, transport: str, platform_id: str, chat_id: str, choices: list[Choice]
+    ) -> None:
+        """Record options a transport showed outside a reply (a delivered report, an alert),
+        so that a number or label typed back picks them."""
+        async with transaction(self.sessions) as session:
+            user = await repos.get_or_create_user(
+                session, transport, platform_id, chat_id, self.settings.bot.default_language
+            )
+            state = await repos.get_state(session, user, chat_id)
+            state.choices = [[choice.id, choice.label] for choice in choices]
+
+    def coordinator_destinations(self) -> list[Destination]:
+        """Where reports go: each configured coordinator chat, per transport."""
+        found = [Destination("console", name) for name in self.settings.console.coordinators]
+        telegram = self.settings.telegram
+        if telegram.enabled and telegram.coordinator_chat_id is not None:
+            found.append(Destination("telegram", str(telegram.coordinator_chat_id)))
+        matrix = self.settings.matrix
+        if matrix.enabled and matrix.coordinator_room:
+            found.append(Destination("matrix", matrix.coordinator_room))
+        return found
+
+    def is_configured_coordinator(self, transport: str, platform_id: str) -> bool:
+        match transport:
+            case "console":
+                return platform_id in self.settings.console.coordinators
+            case "telegram":
+                return platform_id in {str(i) for i in self.settings.telegram.coordinators}
+            case "matrix":
+                return platform_id in self.settings.matrix.coordinators
+        return False
+
+    # -- one event, one transaction ---------------------------------------------------------
+
+    async def _handle_stored(self, event: Event) -> list[Reply]:
+        event = self._normalise(event)
+        for attempt in range(DB_ATTEMPTS):
+            try:
+                async with transaction(self.sessions) as session:
+                    context = await self._context(session, event)
+                    await self._log_inbound(context)
+                    await self._route(context)
+                    await self._finish(context)
+                return context.replies
+            except OperationalError:
+                log.warning("database busy for event %s, attempt %d", event.kind, attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        log.error("event %s from %s dropped after retries", event.kind, event.transport)
+        language = negotiate_language(event.language_hint, self.settings.bot.default_language)
+        return [Reply(self.content.text(language, "core.storage_failed"))]
+
+    def _normalise(self, event: Event) -> Event:
+        text = "".join(
+            ch for ch in event.text if ch in "\n\t" or unicodedata.category(ch)[0] != "C"
+        ).strip()
+        return dataclasses.replace(event, text=text)
+
+    async def _context(self, session: AsyncSession, event: Event) -> Context:
+        language = negotiate_language(event.language_hint, self.settings.bot.default_language)
+        user = await repos.get_or_create_user(
+            session,
+            event.transport,
+            event.user_id,
+            "" if event.is_group else event.chat_id,
+            language,
+        )
+        if not event.is_group and user.chat_id != event.chat_id:
+            user.chat_id = event.chat_id
+        if self.is_configured_coordinator(event.transport, event.user_id):
+            user.coordinator = True
+        user.last_seen_at = utcnow()
+        state = await repos.get_state(session, user, event.chat_id)
+        context = Context(core=self, session=session, event=event, user=user, state=state)
+        context.event = self._resolve_choice(context)
+        return context
+
+    def _resolve_choice(self, context: Context) -> Event:
+        """Turn a typed number or label back into the choice last shown."""
+        event = context.event
+        if event.kind is not EventKind.TEXT or not context.state.choices:
+            return event
+        text = event.text.casefold()
+        shown = [(str(cid), str(label)) for cid, label in context.state.choices]
+        expects_number = context.state.data.get("input") == "number"
+        expects_choice = context.state.data.get("input", "") in ("", "choice", "multi")
+        if text.isdigit() and not expects_number:
+            index = int(text) - 1
+            if 0 <= index < len(shown):
+                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=shown[index][0])
+            return event
+        for cid, label in shown:
+            if text in (label.casefold(), _bare(label).casefold()):
+                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=cid)
+        # A word typed that only one label contains ("köln" for "Cologne (Köln)").
+        if len(text) >= 3 and expects_choice:
+            found = [cid for cid, label in shown if text in _words(label)]
+            if len(found) == 1:
+                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=found[0])
+        return event
+
+    async def _log_inbound(self, context: Context) -> None:
+        event = context.event
+        text = event.text or event.choice or event.command
+        if event.location is not None:
+            text = f"{event.location.latitude},{event.location.longitude}"
+        if event.attachment is not None:
+            text = f"{event.attachment.kind}:{event.attachment.sha256}"
+        await repos.log_message(
+            context.session,
+            transport=event.transport,
+            chat_id=event.chat_id,
+            user_id=context.user.id,
+            direction="in",
+            kind=str(event.kind),
+            text=text if context.consented else None,
+        )
+
+    async def _finish(self, context: Context) -> None:
+        if not context.replies:
+            context.say(context.t("core.done"))
+        last = context.replies[-1]
+        context.state.choices = [[c.id, c.label] for c in last.choices]
+        for reply in context.replies:
+            await repos.log_message(
+                context.session,
+                transport=context.event.transport,
+                chat_id=context.event.chat_id,
+                user_id=context.user.id,
+                direction="out",
+                kind="reply",
+                text="\n".join(filter(None, (reply.title, reply.text)))
+                if context.consented
+                else None,
+            )
+        log.info(
+            "handled %s from %s user %s -> %d replies",
+            context.event.kind,
+            context.event.transport,
+            context.user.id,
+            len(context.replies),
+        )
+
+    # -- routing ----------------------------------------------------------------------------
+
+    async def _route(self, context: Context) -> None:
+        event = context.event
+        if event.kind is EventKind.TEXT and len(event.text) > self.settings.limits.max_text_length:
+            context.say(
+                context.t(
+                    "core.too_long",
+                    length=len(event.text),
+                    limit=self.settings.limits.max_text_length,
+                )
+            )
+            return
+        if event.kind is EventKind.CHOICE and event.choice.startswith("/"):
+            name, _, args = event.choice[1:].partition(" ")
+            event = context.event = dataclasses.replace(
+                event, kind=EventKind.COMMAND, command=name, args=args
+            )
+        if event.kind is EventKind.COMMAND:
+            await self._route_command(context)
+        elif event.kind is EventKind.CHOICE:
+            await self._route_choice(context)
+        elif context.flow in self.flows:
+            await self.flows[context.flow](context)
+        elif event.kind is EventKind.TEXT and event.text:
+            await self._route_text(context)
+        elif event.kind is EventKind.UNSUPPORTED:
+            context.say(context.t("core.unsupported"))
+        else:
+            await self._fall_back(context)
+
+    async def _route_command(self, context: Context) -> None:
+        name = context.event.command
+        if name in FORM_CONTROLS and context.flow in self.flows:
+            context.event = dataclasses.replace(
+                context.event,
+                kind=EventKind.CHOICE,
+                choice=f"{context.flow}:{FORM_CONTROLS[name]}",
+            )
+            await self.flows[context.flow](context)
+            return
+        spec = self.commands.get(name)
+        if spec is None:
+            context.say(context.t("core.unknown_command", command=name[:32]))
+            await self._resume(context)
+            return
+        await self._run_spec(context, spec)
+
+    async def run_command(self, context: Context, name: str, args: str = "") -> None:
+        context.event = dataclasses.replace(
+            context.event, kind=EventKind.COMMAND, command=name, args=args
+        )
+        await self._run_spec(context, self.commands[name])
+
+    async def _run_spec(self, context: Context, spec: CommandSpec) -> None:
+        if not spec.public and self._needs_onboarding(context):
+            assert self.gate is not None
+            await self.gate(context)
+            return
+        if not self.allowed(spec, context):
+            await context.audit("refused", f"/{spec.name}", role=context.user.role or "")
+            context.say(context.t("core.not_allowed"))
+            return
+        await spec.handler(context)
+
+    def _needs_onboarding(self, context: Context) -> bool:
+        # Coordinators named in config are staff: they triage without onboarding.
+        return not context.consented and not context.is_coordinator and self.gate is not None
+
+    @staticmethod
+    def allowed(spec: CommandSpec, context: Context) -> bool:
+        if spec.roles is None:
+            return True
+        if COORDINATOR in spec.roles and context.is_coordinator:
+            return True
+        return (context.user.role or "") in spec.roles
+
+    async def _route_choice(self, context: Context) -> None:
+        namespace = context.event.choice.split(":", 1)[0]
+        if namespace in self.flows:
+            if context.flow == namespace:
+                await self.flows[namespace](context)
+            else:
+                context.say(context.t("core.stale_choice"))
+                await self._resume(context)
+            return
+        handler, public = self.choices.get(namespace, (None, False))
+        if handler is None:
+            context.say(context.t("core.stale_choice"))
+            await self._resume(context)
+        elif not public and self._needs_onboarding(context) and self.gate is not None:
+            await self.gate(context)
+        else:
+            await handler(context)
+
+    async def _resume(self, context: Context) -> None:
+        """After a stale button: show the active dialogue's question again, or the menu."""
+        if context.flow in self.flows:
+            context.event = dataclasses.replace(context.event, kind=EventKind.TEXT, text="")
+            await self.flows[context.flow](context)
+        else:
+            await self._fall_back(context, quiet=True)
+
+    async def _route_text(self, context: Context) -> None:
+        text = context.event.text.casefold()
+        # The longest keyword found wins: "meine meldungen" before "meldung".
+        best: tuple[int, CommandSpec] | None = None
+        for name, spec in self.commands.items():
+            for _, keyword in self.content.keywords(name):
+                if keyword and keyword in text and (best is None or len(keyword) > best[0]):
+                    best = (len(keyword), spec)
+        if best is not None:
+            await self._run_spec(context, best[1])
+            return
+        for matcher in self.text_matchers:
+            if await matcher(context):
+                return
+        await self._fall_back(context)
+
+    async def _fall_back(self, context: Context, quiet: bool = False) -> None:
+        if not context.consented and self.gate is not None and not quiet:
+            await self.gate(context)
+        elif self.fallback is not None:
+            if not quiet:
+                context.say(context.t("core.not_understood"))
+            await self.fallback(context)
+
+
+def _words(label: str) -> set[str]:
+    cleaned = "".join(ch if ch.isalnum() else " " for ch in label.casefold())
+    return set(cleaned.split())
+
+
+def _bare(label: str) -> str:
+    """A label without its leading emoji, so 'Lkw-Fahrer' picks '🚚 Lkw-Fahrer'."""
+    return label.lstrip(
+        "".join(ch for ch in label if unicodedata.category(ch) in ("So", "Sk", "Mn", "Cf")) + " "
+    )

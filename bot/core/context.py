@@ -1,0 +1,143 @@
+"""The small, typed surface that feature handlers see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.core.events import Choice, Event, Location, Reply
+from bot.core.i18n import Content
+from bot.core.media import MediaStore
+from bot.storage import repos
+from bot.storage.models import DialogueState, User, utcnow
+
+if TYPE_CHECKING:
+    from bot.core.app import Core
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A chat the bot can post to on some transport."""
+
+    transport: str
+    chat_id: str
+    user_id: int | None = None
+
+
+@dataclass
+class Context:
+    """Everything one handler call needs: the event, the person, their state, and tools."""
+
+    core: Core
+    session: AsyncSession
+    event: Event
+    user: User
+    state: DialogueState
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def content(self) -> Content:
+        return self.core.content
+
+    @property
+    def media(self) -> MediaStore:
+        return self.core.media
+
+    @property
+    def lang(self) -> str:
+        return self.user.language
+
+    @property
+    def consented(self) -> bool:
+        return self.user.consent_at is not None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.bot.timezone)
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    def t(self, key: str, **values: Any) -> str:
+        """A text from content in the user's language."""
+        return self.content.text(self.lang, key, **values)
+
+    def options(self, key: str, prefix: str) -> list[Choice]:
+        """An option list from content as choices whose ids are `prefix` + option id."""
+        return [
+            Choice(f"{prefix}{oid}", label) for oid, label in self.content.options(self.lang, key)
+        ]
+
+    def say(
+        self,
+        text: str,
+        *,
+        title: str = "",
+        choices: list[Choice] | None = None,
+        request_location: bool = False,
+        location: Location | None = None,
+    ) -> Reply:
+        """Queue a reply to the person who sent the event."""
+        reply = Reply(
+            text=text,
+            title=title,
+            choices=list(choices or []),
+            request_location=request_location,
+            location=location,
+        )
+        self.replies.append(reply)
+        return reply
+
+    # -- dialogue state -------------------------------------------------------------------
+
+    @property
+    def flow(self) -> str:
+        return self.state.flow
+
+    def start_flow(self, name: str, data: dict[str, Any] | None = None) -> None:
+        self.state.flow = name
+        self.state.data = dict(data or {})
+
+    def update_data(self, **values: Any) -> None:
+        # Reassign so that SQLAlchemy sees the JSON column change.
+        self.state.data = {**self.state.data, **values}
+
+    def end_flow(self) -> None:
+        self.state.flow = ""
+        self.state.data = {}
+
+    # -- shared state ---------------------------------------------------------------------
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.user.coordinator
+
+    async def audit(self, action: str, subject: str = "", **details: Any) -> None:
+        await repos.audit(self.session, self.user.id, action, subject, details)
+
+    async def send_to(self, destination: Destination, replies: list[Reply], kind: str) -> None:
+        """Queue messages for another chat; they are stored before anything is sent."""
+        await repos.queue_outbox(
+            self.session,
+            transport=destination.transport,
+            chat_id=destination.chat_id,
+            user_id=destination.user_id,
+            kind=kind,
+            replies=replies,
+        )
+
+    def coordinator_destinations(self) -> list[Destination]:
+        return self.core.coordinator_destinations()
+
+    async def run_command(self, name: str, args: str = "") -> None:
+        """Run another command's handler as if the person had typed it."""
+        await self.core.run_command(self, name, args)

@@ -1,0 +1,96 @@
+"""Routers: what each feature module handles, declared with small decorators."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.core.context import Context
+
+Handler = Callable[["Context"], Awaitable[None]]
+TextMatcher = Callable[["Context"], Awaitable[bool]]
+
+# Pseudo-role for coordinators, beside the roles from content.
+COORDINATOR = "coordinator"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command and who may use it."""
+
+    name: str
+    handler: Handler
+    # Usable before onboarding and consent (tips, the silent-alarm guide, help).
+    public: bool = False
+    # None: everyone; else the roles (or COORDINATOR) allowed.
+    roles: frozenset[str] | None = None
+    # Shown in command menus (Telegram set_my_commands); coordinator ones only to coordinators.
+    listed: bool = True
+
+
+@dataclass
+class Router:
+    """One feature's entry points."""
+
+    name: str
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
+    choices: dict[str, tuple[Handler, bool]] = field(default_factory=dict)
+    flows: dict[str, Handler] = field(default_factory=dict)
+    text_matchers: list[TextMatcher] = field(default_factory=list)
+    gate: Handler | None = None
+    fallback: Handler | None = None
+
+    def command(
+        self,
+        *names: str,
+        public: bool = False,
+        roles: set[str] | None = None,
+        listed: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for index, name in enumerate(names):
+                self.commands[name] = CommandSpec(
+                    name,
+                    handler,
+                    public=public,
+                    roles=None if roles is None else frozenset(roles),
+                    listed=listed and index == 0,
+                )
+            return handler
+
+        return register
+
+    def choice(self, namespace: str, *, public: bool = False) -> Callable[[Handler], Handler]:
+        """Handle pressed choices whose id starts with `namespace:`."""
+
+        def register(handler: Handler) -> Handler:
+            self.choices[namespace] = (handler, public)
+            return handler
+
+        return register
+
+    def flow(self, name: str) -> Callable[[Handler], Handler]:
+        """Handle every event while the dialogue `name` is active."""
+
+        def register(handler: Handler) -> Handler:
+            self.flows[name] = handler
+            return handler
+
+        return register
+
+    def text(self, matcher: TextMatcher) -> TextMatcher:
+        """Try free text that no command intent matched; return True when handled."""
+        self.text_matchers.append(matcher)
+        return matcher
+
+    def on_gate(self, handler: Handler) -> Handler:
+        """Called when someone who has not onboarded asks for something that needs it."""
+        self.gate = handler
+        return handler
+
+    def on_fallback(self, handler: Handler) -> Handler:
+        """Called when nothing else matched: never leave a message unanswered."""
+        self.fallback = handler
+        return handler

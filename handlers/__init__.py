@@ -1,0 +1,11 @@
+"""Feature modules. `routers()` lists them in the order they are composed."""
+
+from __future__ import annotations
+
+from bot.core.router import Router
+
+
+def routers() -> list[Router]:
+    from handlers import coordinator, menu, onboarding, report, settings
+
+    return [onboarding.router, report.router, coordinator.router, settings.router, menu.router]

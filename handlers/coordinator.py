@@ -1,0 +1,89 @@
+"""Coordinator triage of reports: acknowledged, passed to police, closed (with a note)."""
+
+from __future__ import annotations
+
+from bot.core import forms
+from bot.core.context import Context, Destination
+from bot.core.events import Reply
+from bot.core.forms import Answers, Form, Input, Step
+from bot.core.router import COORDINATOR, Router
+from bot.storage import repos
+from bot.storage.models import Report
+
+router = Router("coordinator")
+STATUSES = ("ack", "police", "closed")
+
+
+async def _close_with_note(context: Context, answers: Answers) -> None:
+    report = await context.session.get(Report, int(answers["_report"]))
+    if report is None:
+        context.say(context.t("triage.not_found"))
+        return
+    await set_status(context, report, "closed", str(answers.get("note") or ""))
+
+
+NOTE_FORM = Form(
+    name="trn",
+    texts="triage",
+    review=False,
+    steps=(Step("note", Input.TEXT, "triage.q.note", optional=True),),
+    on_submit=_close_with_note,
+)
+forms.register(router, NOTE_FORM)
+
+
+@router.choice("tri")
+async def triage(context: Context) -> None:
+    """A coordinator pressed a status button under a report."""
+    _, report_id, status = [*context.event.choice.split(":"), "", ""][:3]
+    if not context.is_coordinator:
+        await context.audit("refused", "triage", role=context.user.role or "")
+        context.say(context.t("core.not_allowed"))
+        return
+    report = await context.session.get(Report, int(report_id)) if report_id.isdigit() else None
+    if report is None or status not in STATUSES:
+        context.say(context.t("triage.not_found"))
+        return
+    if status == "closed":
+        await forms.start(context, NOTE_FORM, {"_report": report.id})
+        return
+    await set_status(context, report, status, "")
+
+
+async def set_status(context: Context, report: Report, status: str, note: str) -> None:
+    """Change a report's status, audit it, and tell a reporter who agreed to contact."""
+    previous = report.status
+    report.status = status
+    report.status_note = note
+    report.updated_at = context.now()
+    if status == "closed":
+        report.closed_at = context.now()
+    await context.audit("report_status", report.reference, previous=previous, status=status)
+    label = context.content.label(context.lang, "status", status)
+    context.say(context.t("triage.changed", reference=report.reference, status=label))
+    reporter = await repos.user_by_id(context.session, report.user_id) if report.user_id else None
+    if reporter is None or not report.contact_allowed or not reporter.chat_id:
+        return
+    text = context.content.text(
+        reporter.language,
+        "triage.reporter_notice",
+        reference=report.reference,
+        status=context.content.label(reporter.language, "status", status),
+    )
+    destination = Destination(reporter.transport, reporter.chat_id, reporter.id)
+    await context.send_to(destination, [Reply(text)], kind="notice")
+
+
+@router.command("triage", roles={COORDINATOR}, listed=False)
+async def triage_by_reference(context: Context) -> None:
+    """/triage SP-2026-000001 police — the same by typing, for the terminal and Matrix."""
+    reference, _, status = context.event.args.upper().partition(" ")
+    report = await repos.report_by_reference(context.session, reference.strip())
+    status = status.strip().lower()
+    if report is None or status not in STATUSES:
+        context.say(context.t("triage.usage"))
+        return
+    if status == "closed":
+        await forms.start(context, NOTE_FORM, {"_report": report.id})
+        return
+    await set_status(context, report, status, "")

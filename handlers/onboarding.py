@@ -1,0 +1,134 @@
+"""Onboarding (/start): language, privacy consent, role, region.
+
+```mermaid
+flowchart LR
+    start[/start PAYLOAD/] --> language --> consent
+    consent -- agree --> role --> region --> menu
+    consent -- decline --> public[tips and silent-alarm guide only]
+```
+
+Consent comes right after the language so that nothing but the user id and the
+language is stored before the person has agreed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.core import forms
+from bot.core.context import Context
+from bot.core.forms import Answers, Form, Input, Step
+from bot.core.router import Router
+
+router = Router("onboarding")
+
+# Deep-link payloads (Telegram /start PAYLOAD, !start PAYLOAD, --start PAYLOAD).
+ROLE_ALIASES = {
+    "taxi": "taxi_driver",
+    "truck": "truck_driver",
+    "lkw": "truck_driver",
+    "tir": "truck_driver",
+    "dispatcher": "dispatcher",
+    "dispo": "dispatcher",
+    "company": "haulage_company",
+    "spedition": "haulage_company",
+    "station": "station_staff",
+    "tankstelle": "station_staff",
+    "police": "police_officer",
+    "polizei": "police_officer",
+}
+# Payloads that open a public guide directly, onboarding or not.
+GUIDE_PAYLOADS = {"alarm": "alarm", "tips": "tips"}
+
+
+def _consented(answers: Answers) -> bool:
+    return answers.get("consent") == "yes"
+
+
+def _apply(context: Context, key: str, value: Any) -> None:
+    if key == "language" and isinstance(value, str):
+        context.user.language = context.content.language(value)
+
+
+def _privacy_values(context: Context) -> dict[str, Any]:
+    settings = context.settings
+    return {
+        "operator": settings.bot.operator,
+        "contact": settings.bot.privacy_contact,
+        "days": settings.retention.conversation_days,
+    }
+
+
+async def _finish(context: Context, answers: Answers) -> None:
+    """Store the profile if the person agreed; otherwise keep only id and language."""
+    then = str(answers.get("_then") or "")
+    if not _consented(answers):
+        context.user.consent_at = None
+        context.say(context.t("onboarding.declined"))
+        return
+    context.user.consent_at = context.now()
+    context.user.role = answers.get("role")
+    context.user.region = answers.get("region")
+    await context.audit("consent_given")
+    context.say(context.t("onboarding.welcome"))
+    if then:
+        await context.run_command(then)
+    else:
+        await context.run_command("menu")
+
+
+FORM = Form(
+    name="onb",
+    texts="onboarding",
+    review=False,
+    steps=(
+        Step("language", Input.CHOICE, "onboarding.language", options="languages"),
+        Step("consent", Input.CHOICE, "onboarding.privacy", options="consent"),
+        Step("role", Input.CHOICE, "onboarding.role", options="roles", when=_consented),
+        Step("region", Input.CHOICE, "onboarding.region", options="regions", when=_consented),
+    ),
+    on_submit=_finish,
+    on_answer=_apply,
+    question_values=_privacy_values,
+)
+forms.register(router, FORM)
+
+
+async def begin(context: Context, then: str = "", role: str | None = None) -> None:
+    """Start onboarding; `then` names a command to run once it is done."""
+    answers: Answers = {"_then": then}
+    if role:
+        answers["role"] = role
+    await forms.start(context, FORM, answers)
+
+
+@router.command("start", public=True)
+async def start(context: Context) -> None:
+    """Welcome; a deep-link payload preselects a role or opens a guide."""
+    payload = context.event.args.strip().lower()
+    if payload in GUIDE_PAYLOADS:
+        await context.run_command(GUIDE_PAYLOADS[payload])
+        return
+    role = ROLE_ALIASES.get(payload)
+    if context.consented:
+        if role:
+            context.user.role = role
+        context.end_flow()
+        context.say(context.t("onboarding.welcome_back"))
+        await context.run_command("menu")
+        return
+    context.say(context.t("onboarding.hello", emergency=context.settings.bot.emergency_number))
+    await begin(context, role=role)
+
+
+@router.on_gate
+async def gate(context: Context) -> None:
+    """Someone who has not agreed yet asked for something that stores data."""
+    event = context.event
+    then = event.command if event.command else ""
+    if context.flow == FORM.name:
+        context.say(context.t("onboarding.finish_first"))
+        await forms.handle(context, FORM)
+        return
+    context.say(context.t("onboarding.needed_first"))
+    await begin(context, then=then)

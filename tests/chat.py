@@ -1,0 +1,68 @@
+"""A person chatting through the terminal transport, for tests that read like a dialogue."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.core.app import Core
+from bot.core.events import Event, EventKind, Location, Reply
+from bot.transports.console import ConsoleChat, render
+
+
+class Chat:
+    """Sends what a person types or presses and keeps what the bot answered."""
+
+    def __init__(self, core: Core, user: str) -> None:
+        self.core = core
+        self.user = user
+        self.console = ConsoleChat(core, user, lambda _text: None)
+        self.replies: list[Reply] = []
+
+    async def send(self, line: str) -> list[Reply]:
+        """Type a line (text, /command, /location, /photo) into the terminal."""
+        self.replies = await self.core.handle(await self.console.event_for(line))
+        return self.replies
+
+    async def press(self, label_part: str) -> list[Reply]:
+        """Press the button whose label contains `label_part` (as on Telegram)."""
+        choice = self.find(label_part)
+        event = Event("console", self.user, self.user, EventKind.CHOICE, choice=choice)
+        self.replies = await self.core.handle(event)
+        return self.replies
+
+    async def press_id(self, choice_id: str) -> list[Reply]:
+        event = Event("console", self.user, self.user, EventKind.CHOICE, choice=choice_id)
+        self.replies = await self.core.handle(event)
+        return self.replies
+
+    async def share_location(self, latitude: float, longitude: float) -> list[Reply]:
+        base = Event("console", self.user, self.user, EventKind.LOCATION)
+        event = replace(base, location=Location(latitude, longitude))
+        self.replies = await self.core.handle(event)
+        return self.replies
+
+    def find(self, label_part: str) -> str:
+        for reply in reversed(self.replies):
+            for choice in reply.choices:
+                if label_part.casefold() in choice.label.casefold():
+                    return choice.id
+        raise AssertionError(f"no button {label_part!r} in:\n{self.screen}")
+
+    @property
+    def screen(self) -> str:
+        """What the person sees now, rendered as in the terminal."""
+        return "\n\n".join(render(reply) for reply in self.replies)
+
+    @property
+    def labels(self) -> list[str]:
+        return [choice.label for reply in self.replies for choice in reply.choices]
+
+    async def onboard(
+        self, language: str = "Deutsch", role: str = "Lkw", region: str = "Köln"
+    ) -> None:
+        """/start, language, consent, role and region."""
+        await self.send("/start")
+        await self.press(language)
+        await self.press("✅")
+        await self.press(role)
+        await self.press(region)
