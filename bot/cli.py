@@ -77,6 +77,19 @@ def chat(config: Path | None, user: str, db: str | None, start: str | None) -> N
     _run(session())
 
 
+@main.command()
+@CONFIG
+def run(config: Path | None) -> None:
+    """Serve every transport enabled in the config until stopped."""
+    from bot.service import serve
+
+    settings = _settings(config)
+    try:
+        _run(serve(settings))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group(name="db")
 def db_group() -> None:
     """Database maintenance."""

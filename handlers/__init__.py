@@ -6,6 +6,13 @@ from bot.core.router import Router
 
 
 def routers() -> list[Router]:
-    from handlers import coordinator, menu, onboarding, report, settings
+    from handlers import coordinator, menu, onboarding, report, settings, tips
 
-    return [onboarding.router, report.router, coordinator.router, settings.router, menu.router]
+    return [
+        onboarding.router,
+        report.router,
+        coordinator.router,
+        settings.router,
+        tips.router,
+        menu.router,
+    ]

@@ -329,12 +329,15 @@ class Core:
     async def _route_text(self, context: Context) -> None:
         text = context.event.text.casefold()
         # The longest keyword found wins: "meine meldungen" before "meldung".
-        best: tuple[int, CommandSpec] | None = None
+        best: tuple[int, CommandSpec, str] | None = None
         for name, spec in self.commands.items():
-            for _, keyword in self.content.keywords(name):
+            for language, keyword in self.content.keywords(name):
                 if keyword and keyword in text and (best is None or len(keyword) > best[0]):
-                    best = (len(keyword), spec)
+                    best = (len(keyword), spec, language)
         if best is not None:
+            if not context.consented and best[2] != context.user.language:
+                # Someone who has not chosen a language yet is answered in the one they typed.
+                context.user.language = best[2]
             await self._run_spec(context, best[1])
             return
         for matcher in self.text_matchers:

@@ -149,6 +149,13 @@ class Content:
     def format_when(self, lang: str, moment: datetime, tz: ZoneInfo) -> str:
         return format_datetime(moment, format="short", tzinfo=tz, locale=self.language(lang))
 
+    def format_date_text(self, lang: str, iso_day: str) -> str:
+        """An ISO date from content metadata, in the reader's format."""
+        try:
+            return self.format_date(lang, date.fromisoformat(iso_day))
+        except ValueError:
+            return iso_day
+
     def format_date(self, lang: str, day: date) -> str:
         return format_date(day, format="medium", locale=self.language(lang))
 

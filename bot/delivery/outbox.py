@@ -1,0 +1,213 @@
+"""The outbox worker: sends queued messages through one transport, within its limits.
+
+Rows are written before anything is sent (by the core, in the transaction that caused
+them). The worker claims due rows — on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
+several instances never take the same row — sends them through a `Sender`, and records
+the result. Flood-control answers reschedule a row; transient errors retry with
+exponential backoff; a person who blocked the bot is marked inactive and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.events import Reply
+from bot.storage.db import transaction
+from bot.storage.models import OutboxMessage, User, utcnow
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+class RetryLater(Exception):
+    """The platform asked us to wait (Telegram RetryAfter, Matrix M_LIMIT_EXCEEDED)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
+
+class Unreachable(Exception):
+    """The person blocked the bot or left: never try them again."""
+
+
+class TransientFailure(Exception):
+    """A network error or a 5xx: try again later."""
+
+
+class Sender(Protocol):
+    """What a transport offers the outbox worker."""
+
+    transport: str
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
+        """Send the replies to a chat; return the platform id of the last message."""
+
+
+@dataclass
+class Limits:
+    """A platform's flood limits: overall and per chat (messages per second)."""
+
+    overall_per_second: float = 30.0
+    per_chat_per_second: float = 1.0
+
+
+class ChatLimiter:
+    """Leaky buckets (aiolimiter): one overall, one per chat."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.overall = AsyncLimiter(max(1.0, limits.overall_per_second), 1.0)
+        self.chats: dict[str, AsyncLimiter] = {}
+
+    async def acquire(self, chat_id: str) -> None:
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            if len(self.chats) > 10_000:
+                self.chats.clear()  # old buckets are empty by now; memory stays flat
+            chat = self.chats[chat_id] = AsyncLimiter(1, 1.0 / self.limits.per_chat_per_second)
+        async with chat:
+            await self.overall.acquire()
+
+
+class OutboxWorker:
+    """Drains the outbox of one transport."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: Sender,
+        limits: Limits | None = None,
+        batch: int = 50,
+    ) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.limiter = ChatLimiter(limits or Limits())
+        self.batch = batch
+        self.paused_until = 0.0
+
+    async def claim(self) -> list[OutboxMessage]:
+        """Take due rows and mark them 'sending' so no other worker takes them."""
+        async with transaction(self.sessions) as session:
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.transport == self.sender.transport,
+                    OutboxMessage.status == "queued",
+                    OutboxMessage.next_attempt_at <= utcnow(),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self.batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            if rows:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([row.id for row in rows]))
+                    .values(status="sending")
+                )
+            return rows
+
+    async def run_once(self) -> int:
+        """Send what is due now; return how many rows were handled."""
+        rows = await self.claim()
+        await asyncio.gather(*(self._send(row) for row in rows))
+        return len(rows)
+
+    async def run_forever(self, idle: float = 0.5) -> None:
+        await self.recover()
+        while True:
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox worker for %s failed; retrying", self.sender.transport)
+                handled = 0
+            if not handled:
+                await asyncio.sleep(idle)
+
+    async def recover(self) -> None:
+        """Rows left 'sending' by a crash are queued again (the in-flight window)."""
+        async with transaction(self.sessions) as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.transport == self.sender.transport,
+                    OutboxMessage.status == "sending",
+                )
+                .values(status="queued")
+            )
+
+    async def _send(self, row: OutboxMessage) -> None:
+        replies = [Reply.from_json(item) for item in row.payload]
+        while True:
+            pause = self.paused_until - asyncio.get_running_loop().time()
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+        await self.limiter.acquire(row.chat_id)
+        try:
+            platform_id = await self.sender.deliver(row.chat_id, replies)
+        except RetryLater as wait:
+            # Pause the whole worker: the platform counts all our requests.
+            loop_time = asyncio.get_running_loop().time()
+            self.paused_until = max(self.paused_until, loop_time + wait.seconds)
+            await self._reschedule(row, wait.seconds, "flood control", count=False)
+        except Unreachable as exc:
+            await self._unreachable(row, str(exc))
+        except TransientFailure as exc:
+            await self._reschedule(row, min(300.0, 2.0**row.attempts), str(exc), count=True)
+        except Exception as exc:
+            log.exception("outbox %s: unexpected error", row.id)
+            await self._reschedule(row, min(300.0, 2.0**row.attempts), repr(exc), count=True)
+        else:
+            async with transaction(self.sessions) as session:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id)
+                    .values(status="sent", sent_at=utcnow(), platform_message_id=platform_id)
+                )
+
+    async def _reschedule(self, row: OutboxMessage, delay: float, why: str, count: bool) -> None:
+        attempts = row.attempts + (1 if count else 0)
+        status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
+        async with transaction(self.sessions) as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    last_error=why[:255],
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                )
+            )
+        log.info("outbox %s: %s, status %s", row.id, why[:60], status)
+
+    async def _unreachable(self, row: OutboxMessage, why: str) -> None:
+        async with transaction(self.sessions) as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(status="failed", last_error=why[:255])
+            )
+            if row.user_id is not None:
+                await session.execute(
+                    update(User).where(User.id == row.user_id).values(active=False)
+                )
+                # Whatever else waits for this person would fail the same way.
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.user_id == row.user_id, OutboxMessage.status == "queued")
+                    .values(status="failed", last_error="unreachable")
+                )

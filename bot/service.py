@@ -1,0 +1,72 @@
+"""`sicherheitsbot run`: every enabled transport, its outbox worker, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from contextlib import AsyncExitStack, suppress
+from typing import Protocol
+
+from bot.config import Settings
+from bot.delivery.outbox import Limits, OutboxWorker, Sender
+from bot.runtime import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """A running platform connection: translation only, no feature logic."""
+
+    name: str
+    sender: Sender
+    limits: Limits
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def enabled_transports(runtime: Runtime) -> list[Transport]:
+    settings = runtime.settings
+    wanted = [
+        ("telegram", "TelegramTransport", settings.telegram.enabled),
+        ("matrix", "MatrixTransport", settings.matrix.enabled),
+    ]
+    found: list[Transport] = []
+    for module, name, enabled in wanted:
+        if enabled:
+            # Imported only when enabled: a Telegram-only deployment never loads nio.
+            transport_class = getattr(importlib.import_module(f"bot.transports.{module}"), name)
+            found.append(transport_class(runtime))
+    return found
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
+        transports = enabled_transports(runtime)
+        if not transports:
+            raise RuntimeError("no transport enabled: set telegram.enabled or matrix.enabled")
+        workers = []
+        for transport in transports:
+            # One transport failing to start must not stop the others.
+            try:
+                await transport.start()
+            except Exception:
+                log.exception("transport %s failed to start", transport.name)
+                continue
+            stack.push_async_callback(transport.stop)
+            worker = OutboxWorker(runtime.sessions, transport.sender, transport.limits)
+            workers.append(asyncio.create_task(worker.run_forever()))
+        log.info("serving %d transport(s)", len(workers))
+        await stop.wait()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,103 @@
+"""Prevention tips per role (/tips) and the taxi silent-alarm guide (/alarm).
+
+Both are public: they work before onboarding, because a taxi driver in trouble has no
+time for menus. /alarm opens the guide in one message; police officers get the card
+that teaches them to recognise the alarm first.
+"""
+
+from __future__ import annotations
+
+from bot.core.context import Context
+from bot.core.events import Choice
+from bot.core.i18n import Topic
+from bot.core.router import Router
+
+router = Router("tips")
+
+TAXI_GUIDE = "silent_alarm_taxi"
+RECOGNISE = "silent_alarm_recognise"
+
+
+def _topics_for(context: Context, everything: bool) -> list[Topic]:
+    topics = [context.content.topic(context.lang, tid) for tid in context.content.topic_ids]
+    role = context.user.role
+    if everything or not role:
+        return topics
+    return [topic for topic in topics if role in topic.roles]
+
+
+def show_card(context: Context, topic_id: str, index: int) -> None:
+    """One card of a topic, with next/back and the source on the last card."""
+    topic = context.content.topic(context.lang, topic_id)
+    index = max(0, min(index, len(topic.cards) - 1))
+    text = topic.cards[index]
+    if index == len(topic.cards) - 1:
+        reviewed = context.content.format_date_text(context.lang, topic.reviewed)
+        text += "\n\n" + context.t("tips.footer", source=topic.source, reviewed=reviewed)
+    choices = []
+    if index + 1 < len(topic.cards):
+        choices.append(Choice(f"tip:{topic_id}:{index + 1}", context.t("tips.next")))
+    if index > 0:
+        choices.append(Choice(f"tip:{topic_id}:{index - 1}", context.t("tips.previous")))
+    if topic_id == TAXI_GUIDE:
+        choices.append(Choice(f"tip:{RECOGNISE}:0", context.t("tips.recognise")))
+    elif topic_id == RECOGNISE:
+        choices.append(Choice(f"tip:{TAXI_GUIDE}:0", context.t("tips.for_taxi")))
+    choices.append(Choice("tip:~all", context.t("tips.topics")))
+    choices.append(Choice("/menu", context.t("menu.open")))
+    context.say(text, title=f"{topic.title} ({index + 1}/{len(topic.cards)})", choices=choices)
+
+
+def show_topics(context: Context, everything: bool = False) -> None:
+    topics = _topics_for(context, everything)
+    choices = [Choice(f"tip:{topic.id}:0", topic.title) for topic in topics]
+    if not everything and len(topics) < len(context.content.topic_ids):
+        choices.append(Choice("tip:~all", context.t("tips.all")))
+    choices.append(Choice("/menu", context.t("menu.open")))
+    context.say(context.t("tips.choose"), title=context.t("tips.title"), choices=choices)
+
+
+@router.command("tips", "tipps", "porady", public=True)
+async def tips(context: Context) -> None:
+    """The topics of the person's role first; all topics one tap away."""
+    show_topics(context)
+
+
+@router.command("alarm", "stiller_alarm", public=True)
+async def alarm(context: Context) -> None:
+    """The silent-alarm guide, at once."""
+    first = RECOGNISE if context.user.role == "police_officer" else TAXI_GUIDE
+    show_card(context, first, 0)
+
+
+@router.choice("tip", public=True)
+async def pressed(context: Context) -> None:
+    """A topic, a page, or the list of all topics."""
+    _, topic_id, page = [*context.event.choice.split(":"), "", ""][:3]
+    if topic_id == "~all":
+        show_topics(context, everything=True)
+    elif topic_id in context.content.topic_ids and page.isdigit():
+        show_card(context, topic_id, int(page))
+    else:
+        context.say(context.t("core.stale_choice"))
+        show_topics(context)
+
+
+@router.text
+async def topic_by_keyword(context: Context) -> bool:
+    """'Planen', 'tarpaulin', 'plandeka', 'Tankbetrug' open the matching topic."""
+    text = context.event.text.casefold()
+    best: tuple[int, str] | None = None
+    for lang in (context.lang, *[lang for lang in ("de", "en", "pl") if lang != context.lang]):
+        for topic_id in context.content.topic_ids:
+            for keyword in context.content.topic(lang, topic_id).keywords:
+                if (
+                    len(keyword) >= 3
+                    and keyword in text
+                    and (best is None or len(keyword) > best[0])
+                ):
+                    best = (len(keyword), topic_id)
+    if best is None:
+        return False
+    show_card(context, best[1], 0)
+    return True
