@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from bot.runtime import Runtime
 from bot.storage.models import ConversationEntry, DialogueState, User
 from tests.chat import Chat
+from tests.conftest import POSTGRES_URL
 
 LANGUAGES = [
     # language button, role label, region label, a word of the menu, of "cancelled", of settings
@@ -199,3 +200,10 @@ async def test_two_users_have_separate_dialogues(runtime: Runtime) -> None:
     await bob.press("Polski")
     assert "Do you agree?" in alice.screen
     assert "Czy się zgadzasz?" in bob.screen
+
+
+async def test_suite_runs_on_the_configured_database(runtime: Runtime) -> None:
+    expected = "postgresql" if POSTGRES_URL else "sqlite"
+    assert runtime.engine.dialect.name == expected
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 0
