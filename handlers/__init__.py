@@ -6,7 +6,7 @@ from bot.core.router import Router
 
 
 def routers() -> list[Router]:
-    from handlers import coordinator, menu, onboarding, report, settings, tips
+    from handlers import coordinator, menu, onboarding, privacy, report, settings, tips
 
     return [
         onboarding.router,
@@ -14,5 +14,6 @@ def routers() -> list[Router]:
         coordinator.router,
         settings.router,
         tips.router,
+        privacy.router,
         menu.router,
     ]

@@ -199,6 +199,8 @@ class Core:
         )
 
     async def _finish(self, context: Context) -> None:
+        if context.erased:
+            return
         if not context.replies:
             context.say(context.t("core.done"))
         last = context.replies[-1]

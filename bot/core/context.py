@@ -39,6 +39,8 @@ class Context:
     user: User
     state: DialogueState
     replies: list[Reply] = field(default_factory=list)
+    # Set when the person's data was just erased: nothing more is stored for this event.
+    erased: bool = False
 
     @property
     def settings(self) -> Settings:
