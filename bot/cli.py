@@ -145,5 +145,59 @@ def content_check(directory: Path | None) -> None:
     click.echo("content ok")
 
 
+@main.group(name="broadcast")
+def broadcast_group() -> None:
+    """Coordinator alerts."""
+
+
+@broadcast_group.command(name="export")
+@CONFIG
+@click.option("--db", default=None, help="SQLite file or database URL.")
+@click.option("--cap", "cap_id", required=True, help="Number of the broadcast to export.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def export(config: Path | None, db: str | None, cap_id: str, output: Path | None) -> None:
+    """Write an alert as an OASIS CAP 1.2 XML document."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.core.i18n import Content
+    from bot.storage.db import create_engine, session_factory
+    from bot.storage.models import Broadcast
+    from handlers.alert_cap import cap_document
+
+    raw = cap_id.strip().lstrip("#")
+    if not raw.isdigit():
+        raise click.ClickException(f"not a broadcast number: {cap_id[:32]!r}")
+    settings = _settings(config, db)
+    content = Content(settings.bot.content_dir, settings.bot.default_language)
+
+    async def load() -> bytes | None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                item = await session.get(Broadcast, int(raw))
+                return None if item is None else cap_document(item, settings, content)
+        finally:
+            await engine.dispose()
+
+    try:
+        document = asyncio.run(load())
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).splitlines()[0][:160]
+        raise click.ClickException(f"cannot read the database: {first}") from exc
+    if document is None:
+        raise click.ClickException(f"no broadcast #{raw}")
+    if output is None:
+        click.echo(document.decode())
+    else:
+        output.write_bytes(document)
+        click.echo(f"written to {output}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -6,12 +6,24 @@ from bot.core.router import Router
 
 
 def routers() -> list[Router]:
-    from handlers import coordinator, menu, onboarding, privacy, report, settings, tips
+    from handlers import (
+        alerts,
+        broadcast,
+        coordinator,
+        menu,
+        onboarding,
+        privacy,
+        report,
+        settings,
+        tips,
+    )
 
     return [
         onboarding.router,
         report.router,
         coordinator.router,
+        alerts.router,
+        broadcast.router,
         settings.router,
         tips.router,
         privacy.router,

@@ -149,6 +149,13 @@ class OutboxWorker:
             )
 
     async def _send(self, row: OutboxMessage) -> None:
+        # Alerts carry an expiry: past it the row is marked "expired", never sent late.
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            async with transaction(self.sessions) as session:
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == row.id).values(status="expired")
+                )
+            return
         replies = [Reply.from_json(item) for item in row.payload]
         while True:
             pause = self.paused_until - asyncio.get_running_loop().time()

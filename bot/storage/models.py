@@ -196,3 +196,57 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     platform_message_id: Mapped[str] = mapped_column(String(255), default="")
+    # Set for alerts: the worker marks the row "expired" instead of sending it after this.
+    expires_at: Mapped[datetime | None]
+
+
+class AlertSubscription(Base):
+    """Which alerts one person wants; no row means the defaults of their role and region."""
+
+    __tablename__ = "alert_subscriptions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    topics: Mapped[list[Any]] = mapped_column(default=list)
+    regions: Mapped[list[Any]] = mapped_column(default=list)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Broadcast(Base):
+    """A coordinator's alert: texts per language, audience, schedule and fan-out progress."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    # {language: text}; `language` is the first given, used when a person's is missing.
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    language: Mapped[str] = mapped_column(String(8))
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+    regions: Mapped[list[Any]] = mapped_column(default=list)
+    transports: Mapped[list[Any]] = mapped_column(default=list)
+    # scheduled, sending, sent, cancelled
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    send_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    # Keyset cursor of the fan-out: the last user id queued (resume after a crash).
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    fanned_out_at: Mapped[datetime | None]
+    resent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Acknowledgement(Base):
+    """'Understood' pressed under an alert: once per person and broadcast."""
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (UniqueConstraint("broadcast_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -136,6 +136,8 @@ async def pending_outbox(
         OutboxMessage.transport == transport,
         OutboxMessage.status == "queued",
         OutboxMessage.next_attempt_at <= utcnow(),
+        # Expired alerts are never shown late.
+        OutboxMessage.expires_at.is_(None) | (OutboxMessage.expires_at > utcnow()),
     )
     if chat_id is not None:
         query = query.where(OutboxMessage.chat_id == chat_id)

@@ -20,6 +20,10 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # APScheduler's job store keeps its own table in the same database.
+        include_name=lambda name, kind, _parent: (
+            not (kind == "table" and name == "apscheduler_jobs")
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

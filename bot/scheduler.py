@@ -1,0 +1,205 @@
+"""Scheduled jobs: APScheduler 3 with a persistent SQLAlchemy job store in the bot's database.
+
+The job store is synchronous, so it gets a sync URL of the same database
+(sqlite+aiosqlite -> sqlite, postgresql+asyncpg -> postgresql+psycopg). Jobs are
+module-level functions referenced by name, so they survive a restart; they find the
+running bot through `BotScheduler.current`. Every job reads its work from the database
+(the database is the memory), so a missed or coalesced run loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import delete, select
+
+from bot.core.events import Choice, Reply
+from bot.runtime import Runtime
+from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import ConversationEntry, DialogueState, Report, User, utcnow
+
+log = logging.getLogger(__name__)
+REPORT_FLOW = "rep"
+
+
+def sync_url(url: str) -> str:
+    """The job store's (synchronous) URL for the bot's async database URL."""
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite://" + url.removeprefix("sqlite+aiosqlite://")
+    if url.startswith("postgresql+asyncpg://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql+asyncpg://")
+    raise ValueError(f"no synchronous driver known for {url.split(':', 1)[0]}")
+
+
+class BotScheduler:
+    """The bot's jobs; one instance per process runs them."""
+
+    current: BotScheduler | None = None
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings.scheduler
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=sync_url(runtime.settings.database_url))},
+            job_defaults={
+                "coalesce": True,
+                "misfire_grace_time": settings.misfire_grace_minutes * 60,
+                "max_instances": 1,
+            },
+            timezone=ZoneInfo(runtime.settings.bot.timezone),
+        )
+
+    def start(self, standard_jobs: bool = True) -> None:
+        BotScheduler.current = self
+        self.scheduler.start()
+        if standard_jobs:
+            self.add_standard_jobs()
+
+    def add_standard_jobs(self) -> None:
+        add = self.scheduler.add_job
+        add(fan_out_due, "interval", seconds=30, id="broadcasts_due", replace_existing=True)
+        add(urgent_resend, "interval", minutes=1, id="urgent_resend", replace_existing=True)
+        add(remind_reports, "interval", minutes=5, id="report_reminders", replace_existing=True)
+        add(purge, "cron", hour=3, minute=17, id="daily_purge", replace_existing=True)
+
+    def schedule_broadcast(self, broadcast_id: int, when: datetime) -> None:
+        """Fan a broadcast out at its time (also picked up by `broadcasts_due`)."""
+        self.scheduler.add_job(
+            fan_out_broadcast,
+            "date",
+            run_date=when,
+            args=[broadcast_id],
+            id=f"broadcast:{broadcast_id}",
+            replace_existing=True,
+        )
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for store in self.scheduler._jobstores.values():
+            engine = getattr(store, "engine", None)
+            if engine is not None:
+                engine.dispose()
+        if BotScheduler.current is self:
+            BotScheduler.current = None
+
+
+def _runtime() -> Runtime | None:
+    if BotScheduler.current is None:
+        log.warning("scheduled job ran without a running bot")
+        return None
+    return BotScheduler.current.runtime
+
+
+def _tz(runtime: Runtime) -> ZoneInfo:
+    return ZoneInfo(runtime.settings.bot.timezone)
+
+
+# -- jobs (module level: referenced by name in the job store) --------------------------------
+
+
+async def fan_out_broadcast(broadcast_id: int) -> None:
+    from handlers.alert_fanout import fan_out
+
+    runtime = _runtime()
+    if runtime is not None:
+        await fan_out(runtime.sessions, runtime.content, _tz(runtime), broadcast_id)
+
+
+async def fan_out_due() -> None:
+    from handlers.alert_fanout import due_broadcasts
+
+    runtime = _runtime()
+    if runtime is None:
+        return
+    async with runtime.sessions() as session:
+        due = await due_broadcasts(session, utcnow())
+    for broadcast_id in due:
+        await fan_out_broadcast(broadcast_id)
+
+
+async def urgent_resend() -> None:
+    from handlers.alert_fanout import resend_urgent
+
+    runtime = _runtime()
+    if runtime is not None:
+        minutes = runtime.settings.scheduler.urgent_resend_minutes
+        await resend_urgent(runtime.sessions, runtime.content, _tz(runtime), minutes)
+
+
+async def purge(now: datetime | None = None) -> dict[str, int]:
+    """Delete conversation logs and closed reports older than the retention settings."""
+    runtime = _runtime()
+    if runtime is None:
+        return {}
+    now = now or utcnow()
+    retention = runtime.settings.retention
+    async with transaction(runtime.sessions) as session:
+        logs = await session.execute(
+            delete(ConversationEntry).where(
+                ConversationEntry.at < now - timedelta(days=retention.conversation_days)
+            )
+        )
+        reports = await session.execute(
+            delete(Report).where(
+                Report.status == "closed",
+                Report.closed_at < now - timedelta(days=retention.closed_report_days),
+            )
+        )
+        counts = {
+            "conversation": int(getattr(logs, "rowcount", 0) or 0),
+            "reports": int(getattr(reports, "rowcount", 0) or 0),
+        }
+        await repos.audit(session, None, "purge", "", counts)
+    return counts
+
+
+async def remind_reports(now: datetime | None = None) -> int:
+    """One notice about a report left half done: continue or discard."""
+    runtime = _runtime()
+    if runtime is None:
+        return 0
+    now = now or utcnow()
+    minutes = runtime.settings.scheduler.report_reminder_minutes
+    content = runtime.content
+    reminded = 0
+    async with transaction(runtime.sessions) as session:
+        rows = (
+            await session.execute(
+                select(DialogueState, User)
+                .join(User, User.id == DialogueState.user_id)
+                .where(
+                    DialogueState.flow == REPORT_FLOW,
+                    DialogueState.updated_at < now - timedelta(minutes=minutes),
+                    User.active.is_(True),
+                )
+                .limit(500)
+            )
+        ).all()
+        for state, user in rows:
+            if state.data.get("reminded"):
+                continue
+            state.data = {**state.data, "reminded": True}
+            lang = user.language
+            reply = Reply(
+                text=content.text(lang, "alerts.reminder"),
+                choices=[
+                    Choice("/report", content.text(lang, "alerts.reminder_continue")),
+                    Choice("/cancel", content.text(lang, "alerts.reminder_discard")),
+                ],
+            )
+            await repos.queue_outbox(
+                session,
+                transport=user.transport,
+                chat_id=state.chat_id,
+                user_id=user.id,
+                kind="notice",
+                replies=[reply],
+            )
+            reminded += 1
+    return reminded
