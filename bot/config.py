@@ -69,6 +69,8 @@ class DatabaseSettings(Section):
 
 class ConsoleSettings(Section):
     coordinators: list[str] = Field(default_factory=lambda: ["leitstelle"])
+    # Admins add and remove coordinators with /coordinators (see README).
+    admins: list[str] = Field(default_factory=lambda: ["leitstelle"])
 
 
 class TelegramSettings(Section):
@@ -82,6 +84,7 @@ class TelegramSettings(Section):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     coordinators: list[int] = Field(default_factory=list)
+    admins: list[int] = Field(default_factory=list)
     coordinator_chat_id: int | None = None
 
 
@@ -95,6 +98,7 @@ class MatrixSettings(Section):
     store_dir: Path | None = None
     encryption: bool = True
     coordinators: list[str] = Field(default_factory=list)
+    admins: list[str] = Field(default_factory=list)
     coordinator_room: str = ""
     allowed_servers: list[str] = Field(default_factory=list)
     messages_per_second: float = Field(default=5.0, gt=0)
@@ -162,6 +166,15 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.bot.data_dir / 'sicherheitsbot.db').resolve()}"
+
+    def admin_ids(self, transport: str) -> set[str]:
+        """Platform ids of the admins named for `transport`."""
+        admins: dict[str, list[str] | list[int]] = {
+            "console": self.console.admins,
+            "telegram": self.telegram.admins,
+            "matrix": self.matrix.admins,
+        }
+        return {str(item) for item in admins.get(transport, [])}
 
     @property
     def media_dir(self) -> Path:

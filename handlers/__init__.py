@@ -7,6 +7,7 @@ from bot.core.router import Router
 
 def routers() -> list[Router]:
     from handlers import (
+        admin,
         alerts,
         broadcast,
         coordinator,
@@ -22,6 +23,7 @@ def routers() -> list[Router]:
         onboarding.router,
         report.router,
         coordinator.router,
+        admin.router,
         alerts.router,
         broadcast.router,
         settings.router,

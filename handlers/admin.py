@@ -1,0 +1,56 @@
+"""/coordinators: admins add and remove coordinators; every change is audited."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.core.context import Context
+from bot.core.router import COORDINATOR, Router
+from bot.storage import repos
+from bot.storage.models import User
+
+router = Router("admin")
+TRANSPORTS = ("console", "telegram", "matrix")
+
+
+@router.command("coordinators", roles={COORDINATOR})
+async def coordinators(context: Context) -> None:
+    """List coordinators; admins: `add|remove TRANSPORT ID`."""
+    action, _, rest = context.event.args.partition(" ")
+    transport, _, platform_id = rest.strip().partition(" ")
+    platform_id = platform_id.strip()
+    if not action or action == "list":
+        await _list(context)
+        return
+    admins = context.settings.admin_ids(context.event.transport)
+    if context.event.user_id not in admins:
+        await context.audit("refused", "/coordinators", role="coordinator")
+        context.say(context.t("admin.only_admins"))
+        return
+    if action not in ("add", "remove") or transport not in TRANSPORTS or not platform_id:
+        context.say(context.t("admin.usage"))
+        return
+    if action == "remove" and context.core.is_configured_coordinator(transport, platform_id):
+        context.say(context.t("admin.in_config", who=f"{transport}:{platform_id}"))
+        return
+    user = await repos.get_or_create_user(
+        context.session, transport, platform_id, "", context.settings.bot.default_language
+    )
+    user.coordinator = action == "add"
+    done = {"add": "added", "remove": "removed"}[action]
+    await context.audit(f"coordinator_{done}", f"{transport}:{platform_id}")
+    context.say(context.t(f"admin.{done}", who=f"{transport}:{platform_id}"))
+
+
+async def _list(context: Context) -> None:
+    rows = (
+        await context.session.scalars(
+            select(User).where(User.coordinator.is_(True)).order_by(User.transport, User.id)
+        )
+    ).all()
+    named = {f"{user.transport}:{user.platform_id}" for user in rows}
+    settings = context.settings
+    named |= {f"console:{name}" for name in settings.console.coordinators}
+    named |= {f"telegram:{uid}" for uid in settings.telegram.coordinators}
+    named |= {f"matrix:{mxid}" for mxid in settings.matrix.coordinators}
+    context.say("\n".join(sorted(named)) or "—", title=context.t("admin.title"))
