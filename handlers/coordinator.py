@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core import forms
 from bot.core.context import Context, Destination
-from bot.core.events import Reply
+from bot.core.events import Choice, Reply
 from bot.core.forms import Answers, Form, Input, Step
 from bot.core.router import COORDINATOR, Router
 from bot.storage import repos
@@ -30,6 +30,16 @@ NOTE_FORM = Form(
     on_submit=_close_with_note,
 )
 forms.register(router, NOTE_FORM)
+
+
+def triage_choices(context: Context, report: Report) -> list[Choice]:
+    """The status buttons under a report, without the status it already has."""
+    lang = context.settings.bot.default_language
+    return [
+        Choice(f"tri:{report.id}:{status}", label)
+        for status, label in context.content.options(lang, "triage")
+        if status != report.status
+    ]
 
 
 @router.choice("tri")
@@ -60,7 +70,11 @@ async def set_status(context: Context, report: Report, status: str, note: str) -
         report.closed_at = context.now()
     await context.audit("report_status", report.reference, previous=previous, status=status)
     label = context.content.label(context.lang, "status", status)
-    context.say(context.t("triage.changed", reference=report.reference, status=label))
+    # The buttons stay under the answer, so the next status is one tap away too.
+    choices = [] if status == "closed" else triage_choices(context, report)
+    context.say(
+        context.t("triage.changed", reference=report.reference, status=label), choices=choices
+    )
     reporter = await repos.user_by_id(context.session, report.user_id) if report.user_id else None
     if reporter is None or not report.contact_allowed or not reporter.chat_id:
         return

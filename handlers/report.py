@@ -23,6 +23,7 @@ from bot.core.forms import Answers, Form, Input, Step
 from bot.core.router import Router
 from bot.storage import repos
 from bot.storage.models import Report
+from handlers.coordinator import triage_choices
 
 router = Router("report")
 
@@ -179,14 +180,6 @@ def coordinator_view(context: Context, report: Report) -> list[Reply]:
         choices=triage_choices(context, report),
     )
     return [reply]
-
-
-def triage_choices(context: Context, report: Report) -> list[Choice]:
-    lang = context.settings.bot.default_language
-    return [
-        Choice(f"tri:{report.id}:{status}", label)
-        for status, label in context.content.options(lang, "triage")
-    ]
 
 
 async def _over_limit(context: Context) -> bool:

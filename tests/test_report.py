@@ -269,6 +269,8 @@ async def test_triage_changes_status_and_notifies_the_reporter(
     await coordinator.console.show_waiting()
     await coordinator.send("2")  # "An Polizei gegeben", typed as in the terminal
     assert "an die Polizei gegeben" in coordinator.screen
+    # The other statuses stay one tap away.
+    assert coordinator.labels == ["👀 Gesehen", "📁 Abschließen"]
     await coordinator.send(f"/triage SP-{datetime.now().year}-000001 closed")
     await coordinator.send("Täter gefasst")
     assert "abgeschlossen" in coordinator.screen

@@ -91,7 +91,13 @@ class OutboxWorker:
     ) -> None:
         self.sessions = sessions
         self.sender = sender
-        self.limiter = ChatLimiter(limits or Limits())
+        # Share the transport's limiter, so direct replies and deliveries count together.
+        shared = getattr(sender, "limiter", None)
+        self.limiter = (
+            shared if isinstance(shared, ChatLimiter) else ChatLimiter(limits or Limits())
+        )
+        # A sender that acquires per message part itself (Telegram) is not limited twice.
+        self.limits_itself = bool(getattr(sender, "limits_itself", False))
         self.batch = batch
         self.paused_until = 0.0
 
@@ -162,7 +168,8 @@ class OutboxWorker:
             if pause <= 0:
                 break
             await asyncio.sleep(pause)
-        await self.limiter.acquire(row.chat_id)
+        if not self.limits_itself:
+            await self.limiter.acquire(row.chat_id)
         try:
             platform_id = await self.sender.deliver(row.chat_id, replies)
         except RetryLater as wait:

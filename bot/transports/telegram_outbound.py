@@ -81,6 +81,8 @@ class TelegramSender:
     """Renders and sends replies; the outbox worker's `Sender` for Telegram."""
 
     transport = TRANSPORT
+    # Every message part passes the shared limiter here, so the worker does not add its own.
+    limits_itself = True
 
     def __init__(self, core: Core, limiter: ChatLimiter) -> None:
         self.core = core
