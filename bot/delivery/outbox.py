@@ -3,7 +3,9 @@
 Rows are written before anything is sent (by the core, in the transaction that caused
 them). The worker claims due rows — on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
 several instances never take the same row — sends them through a `Sender`, and records
-the result. Flood-control answers reschedule a row; transient errors retry with
+the result. A claim is a lease: a row left 'sending' past it (its worker died) is due
+again, for any instance; on SQLite, where one instance runs, a restart takes such rows
+back at once. Flood-control answers reschedule a row; transient errors retry with
 exponential backoff; a person who blocked the bot is marked inactive and skipped.
 """
 
@@ -26,6 +28,9 @@ from bot.storage.models import OutboxMessage, User, utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+# Longer than a claimed batch can take (flood waits included): another instance's rows in
+# flight are never taken from it, and a dead instance's rows are sent after this.
+LEASE_SECONDS = 600.0
 
 
 class RetryLater(Exception):
@@ -68,8 +73,25 @@ class ChatLimiter:
         self.limits = limits
         self.overall = AsyncLimiter(max(1.0, limits.overall_per_second), 1.0)
         self.chats: dict[str, AsyncLimiter] = {}
+        self.paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request until `seconds` from now: the platform counts them all.
+
+        Unlike PTB's AIORateLimiter up to 22.8 (python-telegram-bot issue 5338), the pause
+        is not ended early by other requests finishing; it only ever grows.
+        """
+        now = asyncio.get_running_loop().time()
+        self.paused_until = max(self.paused_until, now + seconds)
+
+    async def _wait_out_pause(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The pause can grow while we sleep, so look again after each sleep.
+        while (remaining := self.paused_until - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(remaining)
 
     async def acquire(self, chat_id: str) -> None:
+        await self._wait_out_pause()
         chat = self.chats.get(chat_id)
         if chat is None:
             if len(self.chats) > 10_000:
@@ -77,6 +99,8 @@ class ChatLimiter:
             chat = self.chats[chat_id] = AsyncLimiter(1, 1.0 / self.limits.per_chat_per_second)
         async with chat:
             await self.overall.acquire()
+        # A pause may have begun while this request waited for its slot.
+        await self._wait_out_pause()
 
 
 class OutboxWorker:
@@ -88,9 +112,11 @@ class OutboxWorker:
         sender: Sender,
         limits: Limits | None = None,
         batch: int = 50,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
+        self.lease = timedelta(seconds=lease_seconds)
         # Share the transport's limiter, so direct replies and deliveries count together.
         shared = getattr(sender, "limiter", None)
         self.limiter = (
@@ -99,17 +125,17 @@ class OutboxWorker:
         # A sender that acquires per message part itself (Telegram) is not limited twice.
         self.limits_itself = bool(getattr(sender, "limits_itself", False))
         self.batch = batch
-        self.paused_until = 0.0
 
     async def claim(self) -> list[OutboxMessage]:
-        """Take due rows and mark them 'sending' so no other worker takes them."""
+        """Take due rows (and rows whose lease ran out) and mark them 'sending', leased."""
         async with transaction(self.sessions) as session:
+            now = utcnow()
             query = (
                 select(OutboxMessage)
                 .where(
                     OutboxMessage.transport == self.sender.transport,
-                    OutboxMessage.status == "queued",
-                    OutboxMessage.next_attempt_at <= utcnow(),
+                    OutboxMessage.status.in_(("queued", "sending")),
+                    OutboxMessage.next_attempt_at <= now,
                 )
                 .order_by(OutboxMessage.id)
                 .limit(self.batch)
@@ -121,7 +147,7 @@ class OutboxWorker:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_([row.id for row in rows]))
-                    .values(status="sending")
+                    .values(status="sending", next_attempt_at=now + self.lease)
                 )
             return rows
 
@@ -143,15 +169,20 @@ class OutboxWorker:
                 await asyncio.sleep(idle)
 
     async def recover(self) -> None:
-        """Rows left 'sending' by a crash are queued again (the in-flight window)."""
+        """Rows left 'sending' by a crash are queued again (the in-flight window).
+
+        Only on SQLite, where this is the only instance: on PostgreSQL another instance may
+        be sending them right now; a dead instance's rows fall due when their lease ends."""
         async with transaction(self.sessions) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                return
             await session.execute(
                 update(OutboxMessage)
                 .where(
                     OutboxMessage.transport == self.sender.transport,
                     OutboxMessage.status == "sending",
                 )
-                .values(status="queued")
+                .values(status="queued", next_attempt_at=utcnow())
             )
 
     async def _send(self, row: OutboxMessage) -> None:
@@ -163,19 +194,13 @@ class OutboxWorker:
                 )
             return
         replies = [Reply.from_json(item) for item in row.payload]
-        while True:
-            pause = self.paused_until - asyncio.get_running_loop().time()
-            if pause <= 0:
-                break
-            await asyncio.sleep(pause)
         if not self.limits_itself:
             await self.limiter.acquire(row.chat_id)
         try:
             platform_id = await self.sender.deliver(row.chat_id, replies)
         except RetryLater as wait:
-            # Pause the whole worker: the platform counts all our requests.
-            loop_time = asyncio.get_running_loop().time()
-            self.paused_until = max(self.paused_until, loop_time + wait.seconds)
+            # Pause every sender sharing this limiter: the platform counts all our requests.
+            self.limiter.pause(wait.seconds)
             await self._reschedule(row, wait.seconds, "flood control", count=False)
         except Unreachable as exc:
             await self._unreachable(row, str(exc))

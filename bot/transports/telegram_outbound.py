@@ -236,6 +236,7 @@ class TelegramSender:
                 message = await send(progress.chat)
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
+                self.limiter.pause(wait)
                 if nothing_sent or attempt >= RETRIES or wait > MAX_INLINE_WAIT:
                     raise RetryLater(wait) from exc
                 log.info("flood control in chat: waiting %.0f s", wait)

@@ -1,0 +1,127 @@
+"""Delivery through the outbox to a Bot API server that enforces flood control and fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.events import Reply
+from bot.delivery.outbox import Limits
+from bot.runtime import Runtime
+from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import OutboxMessage, User, utcnow
+from tests.peers.botapi import BotApiServer, FloodLimits
+from tests.test_telegram import TOKEN, Harness
+
+
+async def queue_alerts(
+    runtime: Runtime, server: BotApiServer, count: int, first_id: int = 5000
+) -> list[int]:
+    """`count` consented Telegram users (known to the server), each with one queued alert."""
+    chat_ids = list(range(first_id, first_id + count))
+    for chat_id in chat_ids:
+        server.add_user(chat_id, first_name=f"Fahrer {chat_id}", language_code="de")
+    async with transaction(runtime.sessions) as session:
+        for chat_id in chat_ids:
+            user = User(
+                transport="telegram",
+                platform_id=str(chat_id),
+                chat_id=str(chat_id),
+                language="de",
+                consent_at=utcnow(),
+                active=True,
+                coordinator=False,
+            )
+            session.add(user)
+            await session.flush()
+            await repos.queue_outbox(
+                session,
+                transport="telegram",
+                chat_id=str(chat_id),
+                user_id=user.id,
+                kind="alert",
+                replies=[Reply(f"Warnung an {chat_id}")],
+                dedupe_key=f"test:{chat_id}",
+            )
+    return chat_ids
+
+
+async def wait_until_delivered(runtime: Runtime, limit: float = 60.0) -> list[OutboxMessage]:
+    async def settled() -> list[OutboxMessage]:
+        while True:
+            async with runtime.sessions() as session:
+                rows = list((await session.scalars(select(OutboxMessage))).all())
+            if all(row.status in ("sent", "failed") for row in rows):
+                return rows
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(settled(), limit)
+
+
+@pytest.fixture
+async def flaky_server() -> AsyncIterator[BotApiServer]:
+    # Telegram's limits, ten times faster; 5 % of sends fail with a 502.
+    peer = BotApiServer(
+        flood_limits=FloodLimits(overall_per_second=30, private_chat_per_second=1, time_scale=10),
+        transient_failure_rate=0.05,
+        seed=7,
+    )
+    peer.add_bot(TOKEN)
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+
+
+async def test_alerts_arrive_exactly_once_despite_flood_control_and_failures(
+    runtime: Runtime, flaky_server: BotApiServer
+) -> None:
+    chat_ids = await queue_alerts(runtime, flaky_server, 80)
+    harness = Harness(runtime, flaky_server)
+    try:
+        await harness.start(limits=Limits(overall_per_second=300, per_chat_per_second=10))
+        rows = await wait_until_delivered(runtime)
+    finally:
+        await harness.stop()
+    assert [row.status for row in rows] == ["sent"] * 80
+    for chat_id in chat_ids:
+        received = [m for m in flaky_server.messages_to(chat_id) if not m.deleted]
+        assert [m.plain_text for m in received] == [f"Warnung an {chat_id}"]
+    assert any(call.status == 502 for call in flaky_server.calls)  # failures really happened
+
+
+async def test_retry_after_holds_every_send_for_the_whole_pause(runtime: Runtime) -> None:
+    server = BotApiServer()
+    server.add_bot(TOKEN)
+    await server.start()
+    harness = Harness(runtime, server)
+    chat_ids = await queue_alerts(runtime, server, 4)
+    server.retry_after_next(2, method="sendMessage")
+    loop = asyncio.get_running_loop()
+    seen: dict[str, float] = {}
+
+    async def watch() -> None:
+        while "next_send" not in seen:
+            for call in server.calls:
+                if call.status == 429:
+                    seen.setdefault("throttled", loop.time())
+                elif "throttled" in seen and call.status == 200 and call.method == "sendMessage":
+                    seen.setdefault("next_send", loop.time())
+            await asyncio.sleep(0.02)
+
+    try:
+        # One send a second: without the pause the next would follow 1 s after the 429.
+        await harness.start(limits=Limits(overall_per_second=1, per_chat_per_second=1))
+        await asyncio.wait_for(watch(), 20)
+        rows = await wait_until_delivered(runtime)
+    finally:
+        await harness.stop()
+        await server.stop()
+    assert seen["next_send"] - seen["throttled"] >= 1.8
+    assert [row.status for row in rows] == ["sent"] * 4
+    assert sorted(m.chat_id for m in server.sent_messages()) == chat_ids
