@@ -5,11 +5,18 @@ The job store is synchronous, so it gets a sync URL of the same database
 module-level functions referenced by name, so they survive a restart; they find the
 running bot through `BotScheduler.current`. Every job reads its work from the database
 (the database is the memory), so a missed or coalesced run loses nothing.
+
+With several instances on one PostgreSQL database only the leader (`bot.leader`: the
+holder of an advisory lock) runs the scheduler; `scheduler_while_leader` starts and stops
+it as leadership comes and goes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +25,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete, select
 
 from bot.core.events import Choice, Reply
+from bot.leader import RETRY_SECONDS, Leadership, keep_leading
+from bot.routine import daily_digest, purge_media, weekly_tips
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
@@ -66,6 +75,10 @@ class BotScheduler:
         add(urgent_resend, "interval", minutes=1, id="urgent_resend", replace_existing=True)
         add(remind_reports, "interval", minutes=5, id="report_reminders", replace_existing=True)
         add(purge, "cron", hour=3, minute=17, id="daily_purge", replace_existing=True)
+        add(purge_media, "cron", hour=3, minute=27, id="media_purge", replace_existing=True)
+        digest_hour = self.runtime.settings.scheduler.digest_hour
+        add(daily_digest, "cron", hour=digest_hour, id="daily_digest", replace_existing=True)
+        add(weekly_tips, "cron", day_of_week="mon", hour=9, id="weekly_tips", replace_existing=True)
 
     def schedule_broadcast(self, broadcast_id: int, when: datetime) -> None:
         """Fan a broadcast out at its time (also picked up by `broadcasts_due`)."""
@@ -87,6 +100,33 @@ class BotScheduler:
                 engine.dispose()
         if BotScheduler.current is self:
             BotScheduler.current = None
+
+
+@asynccontextmanager
+async def scheduler_while_leader(
+    runtime: Runtime, retry_seconds: float = RETRY_SECONDS, standard_jobs: bool = True
+) -> AsyncIterator[Leadership]:
+    """Run the scheduler in this process only while it is the leader; stop it on exit."""
+    leadership = Leadership(runtime.settings.database_url)
+    running: list[BotScheduler] = []
+
+    def start() -> None:
+        scheduler = BotScheduler(runtime)
+        running.append(scheduler)
+        scheduler.start(standard_jobs)
+
+    def stop() -> None:
+        while running:
+            running.pop().shutdown()
+
+    task = asyncio.create_task(keep_leading(leadership, start, stop, retry_seconds))
+    try:
+        yield leadership
+    finally:
+        task.cancel()
+        for outcome in await asyncio.gather(task, return_exceptions=True):
+            if not isinstance(outcome, asyncio.CancelledError | None):
+                log.error("leadership loop failed: %r", outcome)
 
 
 def _runtime() -> Runtime | None:

@@ -12,7 +12,7 @@ from typing import Protocol
 from bot.config import Settings
 from bot.delivery.outbox import Limits, OutboxWorker, Sender
 from bot.runtime import Runtime, open_runtime
-from bot.scheduler import BotScheduler
+from bot.scheduler import scheduler_while_leader
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             stack.push_async_callback(transport.stop)
             worker = OutboxWorker(runtime.sessions, transport.sender, transport.limits)
             workers.append(asyncio.create_task(worker.run_forever()))
-        scheduler = BotScheduler(runtime)
-        scheduler.start()
-        stack.callback(scheduler.shutdown)
+        # Several instances on PostgreSQL: only the holder of the advisory lock schedules.
+        await stack.enter_async_context(scheduler_while_leader(runtime))
         log.info("serving %d transport(s)", len(workers))
         await stop.wait()
         for task in workers:

@@ -7,6 +7,7 @@ from bot.core.router import Router
 
 def routers() -> list[Router]:
     from handlers import (
+        access,
         admin,
         alerts,
         broadcast,
@@ -20,6 +21,7 @@ def routers() -> list[Router]:
     )
 
     return [
+        access.router,
         onboarding.router,
         report.router,
         coordinator.router,

@@ -331,3 +331,13 @@ async def expire_rows(session: AsyncSession, broadcast_id: int) -> None:
         .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == "queued")
         .values(status="expired")
     )
+
+
+async def was_queued_for(session: AsyncSession, broadcast_id: int, user_id: int) -> bool:
+    """Whether the alert was queued for this person (sent, or still on its way)."""
+    found = await session.scalar(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.user_id == user_id)
+        .limit(1)
+    )
+    return found is not None

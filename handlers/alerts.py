@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from bot.core import forms
 from bot.core.context import Context
-from bot.core.events import Choice
+from bot.core.events import Choice, row_id
 from bot.core.forms import Answers, Form, Input, Step
 from bot.core.router import Router
 from bot.storage.models import AlertSubscription, Broadcast
-from handlers.alert_fanout import acknowledge, effective
+from handlers.alert_fanout import acknowledge, effective, was_queued_for
 
 router = Router("alerts")
 
@@ -114,9 +114,13 @@ async def change(context: Context) -> None:
 @router.choice("ack")
 async def understood(context: Context) -> None:
     """'✅ Understood' under an alert: recorded once per person and alert."""
-    raw = context.event.choice.removeprefix("ack:")
-    broadcast = await context.session.get(Broadcast, int(raw)) if raw.isdigit() else None
-    if broadcast is None:
+    broadcast_id = row_id(context.event.choice.removeprefix("ack:"))
+    broadcast = await context.session.get(Broadcast, broadcast_id) if broadcast_id else None
+    # Only someone the alert was sent to can confirm it: receipts stay true.
+    sent = broadcast is not None and await was_queued_for(
+        context.session, broadcast.id, context.user.id
+    )
+    if broadcast is None or not sent:
         context.say(context.t("core.stale_choice"))
         return
     await acknowledge(context.session, broadcast.id, context.user.id)

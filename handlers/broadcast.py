@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from bot.core import forms
 from bot.core.context import Context
-from bot.core.events import Choice
+from bot.core.events import Choice, row_id
 from bot.core.forms import DATETIME_FORMATS, TIME_FORMATS, Answers, Form, Input, Step
 from bot.core.i18n import LANGUAGES
-from bot.core.router import COORDINATOR, Router
+from bot.core.router import Router
 from bot.storage.models import Broadcast
 from handlers.alert_fanout import (
     alert_replies,
@@ -136,7 +136,7 @@ FORM = Form(name="bc", texts="alerts", review=False, steps=FORM_STEPS, on_submit
 forms.register(router, FORM)
 
 
-@router.command("broadcast", roles={COORDINATOR})
+@router.command("broadcast")
 async def broadcast(context: Context) -> None:
     """Start a new alert; the first text is in the coordinator's language."""
     await forms.start(context, FORM, {"_lang": context.lang})
@@ -150,7 +150,7 @@ async def confirm(context: Context) -> None:
         context.end_flow()
         context.say(context.t("form.cancelled"), choices=[Choice("/menu", context.t("menu.open"))])
         return
-    if choice != f"{PREVIEW}:send" or not context.is_coordinator:
+    if choice != f"{PREVIEW}:send":
         context.end_flow()
         await _preview(context, answers)
         return
@@ -169,11 +169,11 @@ async def confirm(context: Context) -> None:
     context.say(context.t("alerts.queued", id=item.id, count=counts["queued"]))
 
 
-@router.command("broadcast_status", roles={COORDINATOR})
+@router.command("broadcast_status")
 async def broadcast_status(context: Context) -> None:
     """/broadcast_status ID — queued, sent, failed and acknowledged."""
-    raw = context.event.args.strip().lstrip("#")
-    item = await context.session.get(Broadcast, int(raw)) if raw.isdigit() else None
+    broadcast_id = row_id(context.event.args.strip().lstrip("#"))
+    item = await context.session.get(Broadcast, broadcast_id) if broadcast_id else None
     if item is None:
         context.say(context.t("alerts.status_usage"))
         return
@@ -185,7 +185,7 @@ async def broadcast_status(context: Context) -> None:
     )
 
 
-@router.command("broadcasts", roles={COORDINATOR})
+@router.command("broadcasts")
 async def scheduled(context: Context) -> None:
     """Scheduled alerts, each with a cancel choice."""
     found = (
@@ -211,13 +211,9 @@ async def scheduled(context: Context) -> None:
 
 @router.choice("bcx")
 async def cancel(context: Context) -> None:
-    """Cancel a scheduled alert (coordinators only)."""
-    if not context.is_coordinator:
-        await context.audit("refused", "bcx", role=context.user.role or "")
-        context.say(context.t("core.not_allowed"))
-        return
-    raw = context.event.choice.removeprefix("bcx:")
-    item = await context.session.get(Broadcast, int(raw)) if raw.isdigit() else None
+    """Cancel a scheduled alert (coordinators only: see the access table)."""
+    broadcast_id = row_id(context.event.choice.removeprefix("bcx:"))
+    item = await context.session.get(Broadcast, broadcast_id) if broadcast_id else None
     if item is None or item.status not in ("scheduled", "sending"):
         context.say(context.t("alerts.cannot_cancel"))
         return

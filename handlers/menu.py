@@ -20,7 +20,7 @@ def menu_choices(context: Context) -> list[Choice]:
     return choices
 
 
-@router.command("menu", public=True)
+@router.command("menu")
 async def menu(context: Context) -> None:
     """Show what the bot can do, as buttons."""
     context.say(
@@ -30,7 +30,7 @@ async def menu(context: Context) -> None:
     )
 
 
-@router.command("help", public=True)
+@router.command("help")
 async def show_help(context: Context) -> None:
     """Explain the commands."""
     text = context.t("help.text", emergency=context.settings.bot.emergency_number)
@@ -39,7 +39,7 @@ async def show_help(context: Context) -> None:
     context.say(text, choices=menu_choices(context))
 
 
-@router.command("cancel", "stop", public=True)
+@router.command("cancel", "stop")
 async def cancel(context: Context) -> None:
     """Leave whatever dialogue is open."""
     had_flow = bool(context.flow)

@@ -102,7 +102,7 @@ async def begin(context: Context, then: str = "", role: str | None = None) -> No
     await forms.start(context, FORM, answers)
 
 
-@router.command("start", public=True)
+@router.command("start")
 async def start(context: Context) -> None:
     """Welcome; a deep-link payload preselects a role or opens a guide."""
     payload = context.event.args.strip().lower()

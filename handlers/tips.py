@@ -57,27 +57,27 @@ def show_topics(context: Context, everything: bool = False) -> None:
     context.say(context.t("tips.choose"), title=context.t("tips.title"), choices=choices)
 
 
-@router.command("tips", "tipps", "porady", public=True)
+@router.command("tips", "tipps", "porady")
 async def tips(context: Context) -> None:
     """The topics of the person's role first; all topics one tap away."""
     show_topics(context)
 
 
-@router.command("alarm", "stiller_alarm", public=True)
+@router.command("alarm", "stiller_alarm")
 async def alarm(context: Context) -> None:
     """The silent-alarm guide, at once."""
     first = RECOGNISE if context.user.role == "police_officer" else TAXI_GUIDE
     show_card(context, first, 0)
 
 
-@router.choice("tip", public=True)
+@router.choice("tip")
 async def pressed(context: Context) -> None:
     """A topic, a page, or the list of all topics."""
     _, topic_id, page = [*context.event.choice.split(":"), "", ""][:3]
     if topic_id == "~all":
         show_topics(context, everything=True)
-    elif topic_id in context.content.topic_ids and page.isdigit():
-        show_card(context, topic_id, int(page))
+    elif topic_id in context.content.topic_ids and page.isascii() and page.isdigit():
+        show_card(context, topic_id, int(page[:4]))
     else:
         context.say(context.t("core.stale_choice"))
         show_topics(context)

@@ -19,6 +19,17 @@ pytest_plugins = ["tests.peers.synapse_fixtures"]
 POSTGRES_URL = os.environ.get("SICHERHEITSBOT_TEST_DATABASE_URL", "")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On SQLite, leave out the tests of several instances on one PostgreSQL database: the
+    PostgreSQL pass of tests/run.sh runs them (CI always runs both passes)."""
+    if POSTGRES_URL:
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 async def reset_postgres(url: str) -> None:
     """Give each test an empty public schema on the shared PostgreSQL test database."""
     engine = create_async_engine(url)
@@ -42,6 +53,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     settings.bot.data_dir = tmp_path / "data"
     settings.database.url = database_url
     settings.console.coordinators = ["leitstelle"]
+    # Test people type faster than anyone: the flood limit is tested on its own
+    # (tests/test_limits.py), everywhere else it stays out of the way.
+    settings.limits.messages_per_minute = 100_000
     return settings
 
 

@@ -340,9 +340,6 @@ async def test_tips_and_silent_alarm(
     matrix_user_factory: UserFactory,
     matrix_client_factory: ClientFactory,
 ) -> None:
-    commands = bot.runtime.core.commands
-    if "alarm" not in commands or "tips" not in commands:
-        pytest.skip("/alarm and /tips are not registered in the core yet")
     human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
     guide = await say(synapse, human, room, "!alarm", "(1/")  # public: before onboarding
     assert "Taxi-Alarm" in guide.body

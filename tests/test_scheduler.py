@@ -55,7 +55,15 @@ async def test_standard_jobs_are_stored_once(runtime: Runtime) -> None:
         scheduler.start()
         ids = sorted(job.id for job in scheduler.scheduler.get_jobs())
         scheduler.shutdown()
-    assert ids == ["broadcasts_due", "daily_purge", "report_reminders", "urgent_resend"]
+    assert ids == [
+        "broadcasts_due",
+        "daily_digest",
+        "daily_purge",
+        "media_purge",
+        "report_reminders",
+        "urgent_resend",
+        "weekly_tips",
+    ]
 
 
 async def test_purge_and_report_reminder(runtime: Runtime) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import unicodedata
 import weakref
 from collections.abc import Iterable
 
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.core import inputs
+from bot.core.access import ADMIN, COORDINATOR, EVERYONE, Rule, check_complete, sub_action
 from bot.core.context import Context, Destination
 from bot.core.events import Choice, Event, EventKind, Reply
+from bot.core.faults import transient
 from bot.core.i18n import Content, negotiate_language
+from bot.core.limits import FloodGate, Verdict
 from bot.core.media import MediaStore
-from bot.core.router import COORDINATOR, CommandSpec, Handler, Router, TextMatcher
+from bot.core.router import CommandSpec, Handler, Router, TextMatcher
 from bot.storage import repos
 from bot.storage.db import transaction
 from bot.storage.models import utcnow
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 # Commands that steer an active form rather than start something new.
 FORM_CONTROLS = {"back": "~back", "skip": "~skip", "done": "~done"}
 DB_ATTEMPTS = 4
+RETRY_DELAY = 0.2  # seconds before the second attempt; doubled for each further one
 
 
 class Core:
@@ -46,13 +49,20 @@ class Core:
             settings.media_dir, int(settings.limits.max_attachment_mb * 1024 * 1024)
         )
         self.commands: dict[str, CommandSpec] = {}
-        self.choices: dict[str, tuple[Handler, bool]] = {}
+        self.choices: dict[str, Handler] = {}
         self.flows: dict[str, Handler] = {}
         self.text_matchers: list[TextMatcher] = []
         self.gate: Handler | None = None
         self.fallback: Handler | None = None
+        # The access table: who may use every command, choice namespace and dialogue.
+        self.access: dict[str, Rule] = {}
         for router in routers:
             self._include(router)
+        check_complete(self.access, self.commands, [*self.choices, *self.flows])
+        for name, spec in self.commands.items():
+            rule = self.access[f"/{name}"]
+            self.commands[name] = dataclasses.replace(spec, public=rule.public, roles=rule.roles)
+        self.flood = FloodGate(lambda: self.settings.limits.messages_per_minute)
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -62,6 +72,10 @@ class Core:
             if name in self.commands:
                 raise ValueError(f"command /{name} registered twice ({router.name})")
             self.commands[name] = spec
+        for key, rule in router.access.items():
+            if key in self.access:
+                raise ValueError(f"access rule for {key!r} given twice ({router.name})")
+            self.access[key] = rule
         self.choices.update(router.choices)
         self.flows.update(router.flows)
         self.text_matchers.extend(router.text_matchers)
@@ -71,14 +85,33 @@ class Core:
     # -- public entry points ----------------------------------------------------------------
 
     async def handle(self, event: Event) -> list[Reply]:
-        """Handle one event; events of one person run one at a time, in order."""
+        """Handle one event; events of one person run one at a time, in order.
+
+        Returns the replies to show, possibly none: a person over the flood limit is told
+        once, then gets silence (an empty list) until the window has passed."""
+        if not inputs.valid_sender(event):
+            log.warning("event from %s with an unusable sender or chat id dropped", event.kind)
+            return []
         key = (event.transport, event.user_id)
+        verdict = self.flood.admit(key)
+        if verdict is not Verdict.ADMIT:
+            log.info("%s user throttled on %s (%s)", event.transport, event.kind, verdict.value)
+            if verdict is Verdict.DROP:
+                return []
+            return [Reply(self._text(event, "core.throttled"))]
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
         async with lock:
             return await self._handle_stored(event)
+
+    def _text(self, event: Event, key: str) -> str:
+        """A text for someone whose profile is not at hand: the language last seen."""
+        language = self.flood.language((event.transport, event.user_id)) or negotiate_language(
+            event.language_hint, self.settings.bot.default_language
+        )
+        return self.content.text(language, key, emergency=self.settings.bot.emergency_number)
 
     async def remember_choices(
         self, transport: str, platform_id: str, chat_id: str, choices: list[Choice]
@@ -116,7 +149,12 @@ class Core:
     # -- one event, one transaction ---------------------------------------------------------
 
     async def _handle_stored(self, event: Event) -> list[Reply]:
-        event = self._normalise(event)
+        """Route the event in one transaction; retry it whole while the database is busy.
+
+        Replies are returned only after their transaction committed: nothing is
+        acknowledged that was not stored. When the database stays unavailable (or a
+        handler fails), the person gets an apology and nothing of the event is kept."""
+        event = inputs.normalise(event)
         for attempt in range(DB_ATTEMPTS):
             try:
                 async with transaction(self.sessions) as session:
@@ -124,19 +162,19 @@ class Core:
                     await self._log_inbound(context)
                     await self._route(context)
                     await self._finish(context)
+                    language = context.user.language
+                self.flood.remember_language((event.transport, event.user_id), language)
                 return context.replies
-            except OperationalError:
+            except Exception as exc:
+                if not transient(exc):
+                    log.exception("event %s from %s failed", event.kind, event.transport)
+                    break
                 log.warning("database busy for event %s, attempt %d", event.kind, attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
-        log.error("event %s from %s dropped after retries", event.kind, event.transport)
-        language = negotiate_language(event.language_hint, self.settings.bot.default_language)
-        return [Reply(self.content.text(language, "core.storage_failed"))]
-
-    def _normalise(self, event: Event) -> Event:
-        text = "".join(
-            ch for ch in event.text if ch in "\n\t" or unicodedata.category(ch)[0] != "C"
-        ).strip()
-        return dataclasses.replace(event, text=text)
+                if attempt + 1 < DB_ATTEMPTS:
+                    await asyncio.sleep(RETRY_DELAY * 2**attempt)
+        else:
+            log.error("event %s from %s dropped after retries", event.kind, event.transport)
+        return [Reply(self._text(event, "core.storage_failed"))]
 
     async def _context(self, session: AsyncSession, event: Event) -> Context:
         language = negotiate_language(event.language_hint, self.settings.bot.default_language)
@@ -154,32 +192,8 @@ class Core:
         user.last_seen_at = utcnow()
         state = await repos.get_state(session, user, event.chat_id)
         context = Context(core=self, session=session, event=event, user=user, state=state)
-        context.event = self._resolve_choice(context)
+        context.event = inputs.resolve_choice(event, state.choices, state.data)
         return context
-
-    def _resolve_choice(self, context: Context) -> Event:
-        """Turn a typed number or label back into the choice last shown."""
-        event = context.event
-        if event.kind is not EventKind.TEXT or not context.state.choices:
-            return event
-        text = event.text.casefold()
-        shown = [(str(cid), str(label)) for cid, label in context.state.choices]
-        expects_number = context.state.data.get("input") == "number"
-        expects_choice = context.state.data.get("input", "") in ("", "choice", "multi")
-        if text.isdigit() and not expects_number:
-            index = int(text) - 1
-            if 0 <= index < len(shown):
-                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=shown[index][0])
-            return event
-        for cid, label in shown:
-            if text in (label.casefold(), _bare(label).casefold()):
-                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=cid)
-        # A word typed that only one label contains ("köln" for "Cologne (Köln)").
-        if len(text) >= 3 and expects_choice:
-            found = [cid for cid, label in shown if text in _words(label)]
-            if len(found) == 1:
-                return dataclasses.replace(event, kind=EventKind.CHOICE, choice=found[0])
-        return event
 
     async def _log_inbound(self, context: Context) -> None:
         event = context.event
@@ -229,14 +243,15 @@ class Core:
 
     async def _route(self, context: Context) -> None:
         event = context.event
-        if event.kind is EventKind.TEXT and len(event.text) > self.settings.limits.max_text_length:
-            context.say(
-                context.t(
-                    "core.too_long",
-                    length=len(event.text),
-                    limit=self.settings.limits.max_text_length,
-                )
-            )
+        limit = self.settings.limits.max_text_length
+        length = inputs.too_long(event, limit)
+        if length:
+            context.say(context.t("core.too_long", length=length, limit=limit))
+            await self._resume(context)
+            return
+        if inputs.forged_choice(event):
+            context.say(context.t("core.stale_choice"))
+            await self._resume(context)
             return
         if event.kind is EventKind.CHOICE and event.choice.startswith("/"):
             name, _, args = event.choice[1:].partition(" ")
@@ -248,7 +263,7 @@ class Core:
         elif event.kind is EventKind.CHOICE:
             await self._route_choice(context)
         elif context.flow in self.flows:
-            await self.flows[context.flow](context)
+            await self._run_flow(context)
         elif event.kind is EventKind.TEXT and event.text:
             await self._route_text(context)
         elif event.kind is EventKind.UNSUPPORTED:
@@ -264,7 +279,7 @@ class Core:
                 kind=EventKind.CHOICE,
                 choice=f"{context.flow}:{FORM_CONTROLS[name]}",
             )
-            await self.flows[context.flow](context)
+            await self._run_flow(context)
             return
         spec = self.commands.get(name)
         if spec is None:
@@ -280,51 +295,79 @@ class Core:
         await self._run_spec(context, self.commands[name])
 
     async def _run_spec(self, context: Context, spec: CommandSpec) -> None:
-        if not spec.public and self._needs_onboarding(context):
-            assert self.gate is not None
-            await self.gate(context)
+        key = f"/{spec.name}"
+        rule = self.access.get(key) or Rule(roles=spec.roles, public=spec.public)
+        if not await self._admit(context, key, rule):
             return
-        if not self.allowed(spec, context):
-            await context.audit("refused", f"/{spec.name}", role=context.user.role or "")
-            context.say(context.t("core.not_allowed"))
+        sub = sub_action(spec.name, context.event.args)
+        if sub in self.access and not await self._admit(context, sub, self.access[sub]):
             return
         await spec.handler(context)
 
-    def _needs_onboarding(self, context: Context) -> bool:
-        # Coordinators named in config are staff: they triage without onboarding.
-        return not context.consented and not context.is_coordinator and self.gate is not None
+    async def _run_flow(self, context: Context) -> None:
+        name = context.flow
+        if await self._admit(context, name, self.access.get(name, EVERYONE)):
+            await self.flows[name](context)
 
-    @staticmethod
-    def allowed(spec: CommandSpec, context: Context) -> bool:
-        if spec.roles is None:
+    # -- access -------------------------------------------------------------------------------
+
+    def roles_of(self, context: Context) -> frozenset[str]:
+        """What the access table matches: the person's role, coordinator, admin."""
+        found = {context.user.role} if context.user.role else set()
+        if context.is_coordinator:
+            found.add(COORDINATOR)
+        if context.event.user_id in self.settings.admin_ids(context.event.transport):
+            found.add(ADMIN)
+        return frozenset(found)
+
+    def allowed(self, spec: CommandSpec, context: Context) -> bool:
+        """Whether the person may use a command (menus list only those)."""
+        return Rule(roles=spec.roles, public=spec.public).admits(self.roles_of(context))
+
+    async def _admit(self, context: Context, key: str, rule: Rule) -> bool:
+        """True when the event may go on; otherwise it has been answered: onboarding
+        first for someone who has not agreed yet, or a polite, audited refusal."""
+        if rule.public:
             return True
-        if COORDINATOR in spec.roles and context.is_coordinator:
-            return True
-        return (context.user.role or "") in spec.roles
+        if not rule.admits(self.roles_of(context)):
+            await context.audit(
+                "refused", key, role=context.user.role or "", coordinator=context.is_coordinator
+            )
+            if context.flow == key:
+                context.end_flow()  # a right lost mid-dialogue: the dialogue ends here
+            context.say(context.t(rule.refusal))
+            return False
+        if self._needs_onboarding(context):
+            assert self.gate is not None
+            await self.gate(context)
+            return False
+        return True
+
+    def _needs_onboarding(self, context: Context) -> bool:
+        # Coordinators are staff: they triage without onboarding.
+        return not context.consented and not context.is_coordinator and self.gate is not None
 
     async def _route_choice(self, context: Context) -> None:
         namespace = context.event.choice.split(":", 1)[0]
         if namespace in self.flows:
             if context.flow == namespace:
-                await self.flows[namespace](context)
+                await self._run_flow(context)
             else:
                 context.say(context.t("core.stale_choice"))
                 await self._resume(context)
             return
-        handler, public = self.choices.get(namespace, (None, False))
+        handler = self.choices.get(namespace)
         if handler is None:
             context.say(context.t("core.stale_choice"))
             await self._resume(context)
-        elif not public and self._needs_onboarding(context) and self.gate is not None:
-            await self.gate(context)
-        else:
+        elif await self._admit(context, namespace, self.access.get(namespace, EVERYONE)):
             await handler(context)
 
     async def _resume(self, context: Context) -> None:
         """After a stale button: show the active dialogue's question again, or the menu."""
         if context.flow in self.flows:
             context.event = dataclasses.replace(context.event, kind=EventKind.TEXT, text="")
-            await self.flows[context.flow](context)
+            await self._run_flow(context)
         else:
             await self._fall_back(context, quiet=True)
 
@@ -354,15 +397,3 @@ class Core:
             if not quiet:
                 context.say(context.t("core.not_understood"))
             await self.fallback(context)
-
-
-def _words(label: str) -> set[str]:
-    cleaned = "".join(ch if ch.isalnum() else " " for ch in label.casefold())
-    return set(cleaned.split())
-
-
-def _bare(label: str) -> str:
-    """A label without its leading emoji, so 'Lkw-Fahrer' picks '🚚 Lkw-Fahrer'."""
-    return label.lstrip(
-        "".join(ch for ch in label if unicodedata.category(ch) in ("So", "Sk", "Mn", "Cf")) + " "
-    )

@@ -124,7 +124,7 @@ class Context:
         return self.user.coordinator
 
     async def audit(self, action: str, subject: str = "", **details: Any) -> None:
-        await repos.audit(self.session, self.user.id, action, subject, details)
+        await repos.audit(self.session, self.user.id, action, subject[:128], details)
 
     async def send_to(self, destination: Destination, replies: list[Reply], kind: str) -> None:
         """Queue messages for another chat; they are stored before anything is sent."""

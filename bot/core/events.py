@@ -145,3 +145,16 @@ def parse_command(text: str, prefixes: str = "/") -> tuple[str, str] | None:
     if not name or not all(ch.isalnum() or ch == "_" for ch in name):
         return None
     return name, args.strip()
+
+
+MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER primary key holds on PostgreSQL
+
+
+def row_id(raw: str) -> int | None:
+    """A database id carried in a choice or typed as an argument ('12', '#12'); None for
+    anything else — other digits ('²', '١'), signs, or numbers no row can have."""
+    text = raw.strip()
+    if not text or len(text) > 10 or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None

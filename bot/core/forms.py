@@ -99,6 +99,11 @@ class Invalid(Exception):
         self.values = values
 
 
+# Every registered form by name: what a valid dialogue state of each looks like.
+FORMS: dict[str, Form] = {}
+MODES = ("ask", "review", "pick")
+
+
 def register(router: Router, form: Form) -> None:
     """Make `form` a flow of `router`."""
 
@@ -106,6 +111,7 @@ def register(router: Router, form: Form) -> None:
         await handle(context, form)
 
     router.flow(form.name)(run)
+    FORMS[form.name] = form
 
 
 async def start(context: Context, form: Form, answers: Answers | None = None) -> None:

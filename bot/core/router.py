@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from bot.core.access import COORDINATOR, Rule
 
 if TYPE_CHECKING:
     from bot.core.context import Context
@@ -12,19 +14,19 @@ if TYPE_CHECKING:
 Handler = Callable[["Context"], Awaitable[None]]
 TextMatcher = Callable[["Context"], Awaitable[bool]]
 
-# Pseudo-role for coordinators, beside the roles from content.
-COORDINATOR = "coordinator"
+__all__ = ["COORDINATOR", "CommandSpec", "Handler", "Router", "TextMatcher"]
 
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """A command and who may use it."""
+    """A command and who may use it (`public` and `roles` are filled in by the Core from
+    the access table; see bot/core/access.py)."""
 
     name: str
     handler: Handler
     # Usable before onboarding and consent (tips, the silent-alarm guide, help).
     public: bool = False
-    # None: everyone; else the roles (or COORDINATOR) allowed.
+    # None: everyone; else the roles (or COORDINATOR, ADMIN) allowed.
     roles: frozenset[str] | None = None
     # Shown in command menus (Telegram set_my_commands); coordinator ones only to coordinators.
     listed: bool = True
@@ -36,37 +38,29 @@ class Router:
 
     name: str
     commands: dict[str, CommandSpec] = field(default_factory=dict)
-    choices: dict[str, tuple[Handler, bool]] = field(default_factory=dict)
+    choices: dict[str, Handler] = field(default_factory=dict)
     flows: dict[str, Handler] = field(default_factory=dict)
     text_matchers: list[TextMatcher] = field(default_factory=list)
     gate: Handler | None = None
     fallback: Handler | None = None
+    # The access table (see bot/core/access.py); one router of the composition carries it.
+    access: Mapping[str, Rule] = field(default_factory=dict)
 
-    def command(
-        self,
-        *names: str,
-        public: bool = False,
-        roles: set[str] | None = None,
-        listed: bool = True,
-    ) -> Callable[[Handler], Handler]:
+    def command(self, *names: str, listed: bool = True) -> Callable[[Handler], Handler]:
+        """Handle `/name` (and aliases); who may use it is said in the access table."""
+
         def register(handler: Handler) -> Handler:
             for index, name in enumerate(names):
-                self.commands[name] = CommandSpec(
-                    name,
-                    handler,
-                    public=public,
-                    roles=None if roles is None else frozenset(roles),
-                    listed=listed and index == 0,
-                )
+                self.commands[name] = CommandSpec(name, handler, listed=listed and index == 0)
             return handler
 
         return register
 
-    def choice(self, namespace: str, *, public: bool = False) -> Callable[[Handler], Handler]:
+    def choice(self, namespace: str) -> Callable[[Handler], Handler]:
         """Handle pressed choices whose id starts with `namespace:`."""
 
         def register(handler: Handler) -> Handler:
-            self.choices[namespace] = (handler, public)
+            self.choices[namespace] = handler
             return handler
 
         return register
@@ -81,7 +75,10 @@ class Router:
         return register
 
     def text(self, matcher: TextMatcher) -> TextMatcher:
-        """Try free text that no command intent matched; return True when handled."""
+        """Try free text that no command intent matched; return True when handled.
+
+        Matchers run for anyone, outside the access table: keep them to showing public
+        content, and start anything else through a command (`context.run_command`)."""
         self.text_matchers.append(matcher)
         return matcher
 

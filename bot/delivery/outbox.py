@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import select, update
@@ -130,19 +130,25 @@ class OutboxWorker:
         """Take due rows (and rows whose lease ran out) and mark them 'sending', leased."""
         async with transaction(self.sessions) as session:
             now = utcnow()
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.transport == self.sender.transport,
-                    OutboxMessage.status.in_(("queued", "sending")),
-                    OutboxMessage.next_attempt_at <= now,
+            rows: list[OutboxMessage] = []
+            # First rows whose lease ran out (their worker died), then queued ones: one
+            # status at a time, so that the index (status, transport, id) gives them in order.
+            for status in ("sending", "queued"):
+                query = (
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.status == status,
+                        OutboxMessage.transport == self.sender.transport,
+                        OutboxMessage.next_attempt_at <= now,
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(self.batch - len(rows))
                 )
-                .order_by(OutboxMessage.id)
-                .limit(self.batch)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.scalars(query)).all())
+                if session.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                rows.extend((await session.scalars(query)).all())
+                if len(rows) >= self.batch:
+                    break
             if rows:
                 await session.execute(
                     update(OutboxMessage)
@@ -154,7 +160,12 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Send what is due now; return how many rows were handled."""
         rows = await self.claim()
-        await asyncio.gather(*(self._send(row) for row in rows))
+        outcomes = _Outcomes()
+        try:
+            await asyncio.gather(*(self._send(row, outcomes) for row in rows))
+        finally:
+            # One transaction for the batch's results, not one per message.
+            await outcomes.record(self.sessions)
         return len(rows)
 
     async def run_forever(self, idle: float = 0.5) -> None:
@@ -185,13 +196,10 @@ class OutboxWorker:
                 .values(status="queued", next_attempt_at=utcnow())
             )
 
-    async def _send(self, row: OutboxMessage) -> None:
+    async def _send(self, row: OutboxMessage, outcomes: _Outcomes) -> None:
         # Alerts carry an expiry: past it the row is marked "expired", never sent late.
         if row.expires_at is not None and row.expires_at <= utcnow():
-            async with transaction(self.sessions) as session:
-                await session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id == row.id).values(status="expired")
-                )
+            outcomes.expired.append({"id": row.id, "status": "expired"})
             return
         replies = [Reply.from_json(item) for item in row.payload]
         if not self.limits_itself:
@@ -201,36 +209,38 @@ class OutboxWorker:
         except RetryLater as wait:
             # Pause every sender sharing this limiter: the platform counts all our requests.
             self.limiter.pause(wait.seconds)
-            await self._reschedule(row, wait.seconds, "flood control", count=False)
+            self._reschedule(row, wait.seconds, "flood control", False, outcomes)
         except Unreachable as exc:
             await self._unreachable(row, str(exc))
         except TransientFailure as exc:
-            await self._reschedule(row, min(300.0, 2.0**row.attempts), str(exc), count=True)
+            self._reschedule(row, min(300.0, 2.0**row.attempts), str(exc), True, outcomes)
         except Exception as exc:
             log.exception("outbox %s: unexpected error", row.id)
-            await self._reschedule(row, min(300.0, 2.0**row.attempts), repr(exc), count=True)
+            self._reschedule(row, min(300.0, 2.0**row.attempts), repr(exc), True, outcomes)
         else:
-            async with transaction(self.sessions) as session:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == row.id)
-                    .values(status="sent", sent_at=utcnow(), platform_message_id=platform_id)
-                )
+            outcomes.sent.append(
+                {
+                    "id": row.id,
+                    "status": "sent",
+                    "sent_at": utcnow(),
+                    "platform_message_id": platform_id,
+                }
+            )
 
-    async def _reschedule(self, row: OutboxMessage, delay: float, why: str, count: bool) -> None:
+    def _reschedule(
+        self, row: OutboxMessage, delay: float, why: str, count: bool, outcomes: _Outcomes
+    ) -> None:
         attempts = row.attempts + (1 if count else 0)
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
-        async with transaction(self.sessions) as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    status=status,
-                    attempts=attempts,
-                    last_error=why[:255],
-                    next_attempt_at=utcnow() + timedelta(seconds=delay),
-                )
-            )
+        outcomes.rescheduled.append(
+            {
+                "id": row.id,
+                "status": status,
+                "attempts": attempts,
+                "last_error": why[:255],
+                "next_attempt_at": utcnow() + timedelta(seconds=delay),
+            }
+        )
         log.info("outbox %s: %s, status %s", row.id, why[:60], status)
 
     async def _unreachable(self, row: OutboxMessage, why: str) -> None:
@@ -250,3 +260,21 @@ class OutboxWorker:
                     .where(OutboxMessage.user_id == row.user_id, OutboxMessage.status == "queued")
                     .values(status="failed", last_error="unreachable")
                 )
+
+
+@dataclass
+class _Outcomes:
+    """What became of a claimed batch, written in one transaction when it is done."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    rescheduled: list[dict[str, Any]] = field(default_factory=list)
+    expired: list[dict[str, Any]] = field(default_factory=list)
+
+    async def record(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        groups = [group for group in (self.sent, self.rescheduled, self.expired) if group]
+        if not groups:
+            return
+        async with transaction(sessions) as session:
+            for group in groups:
+                # ORM bulk UPDATE by primary key: one executemany per kind of outcome.
+                await session.execute(update(OutboxMessage), group)

@@ -176,7 +176,11 @@ class OutboxMessage(Base):
     """A message for someone other than the person who caused it; written before sending."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "transport", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "transport", "next_attempt_at"),
+        # Claiming: the oldest rows of one status and transport, in id order.
+        Index("ix_outbox_claim", "status", "transport", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     transport: Mapped[str] = mapped_column(String(16))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.storage.db import create_engine
@@ -12,9 +13,14 @@ from bot.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Instances starting together on PostgreSQL migrate one after another: "sb:migra" as a bigint.
+MIGRATION_LOCK = int.from_bytes(b"sb:migra", "big")
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Held until the commit below; the next instance then finds the schema current.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -1,0 +1,139 @@
+"""Routine jobs beside the alert jobs: the coordinators' daily digest, the weekly tip for
+those who asked for one, and the purge of media past their retention.
+
+Each takes the running bot from the scheduler and reads its work from the database, so a
+job that runs twice (a coalesced misfire, a second instance) sends nothing twice: digests
+and tips carry a dedupe key per day or week.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.events import Choice, Reply
+from bot.runtime import Runtime
+from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import Media, Report, User, utcnow
+
+
+def _running() -> Runtime | None:
+    from bot.scheduler import BotScheduler
+
+    return BotScheduler.current.runtime if BotScheduler.current is not None else None
+
+
+async def daily_digest(now: datetime | None = None) -> int:
+    """New reports of the last 24 hours, to every coordinator destination; once a day."""
+    runtime = _running()
+    if runtime is None:
+        return 0
+    now = now or utcnow()
+    content, lang = runtime.content, runtime.settings.bot.default_language
+    tz = ZoneInfo(runtime.settings.bot.timezone)
+    async with runtime.sessions() as session:
+        reports = (
+            await session.scalars(
+                select(Report)
+                .where(Report.created_at >= now - timedelta(days=1))
+                .order_by(Report.id)
+            )
+        ).all()
+    lines = [
+        content.text(
+            lang,
+            "report.line",
+            reference=report.reference,
+            date=content.format_when(lang, report.created_at, tz),
+            category=content.label(lang, "categories", report.category),
+            status=content.label(lang, "status", report.status),
+        )
+        for report in reports
+    ]
+    text = "\n".join(lines) or content.text(lang, "digest.none")
+    title = content.text(lang, "digest.title", count=len(reports))
+    day = now.astimezone(tz).date().isoformat()
+    sent = 0
+    for destination in runtime.core.coordinator_destinations():
+        key = f"digest:{day}:{destination.transport}:{destination.chat_id}"
+        sent += await _queue_once(runtime, destination.transport, destination.chat_id, None,
+                                  Reply(text, title=title), key)  # fmt: skip
+    return sent
+
+
+async def weekly_tips(now: datetime | None = None) -> int:
+    """One tip card a week, for the role of each person who asked for it in /settings."""
+    runtime = _running()
+    if runtime is None:
+        return 0
+    now = now or utcnow()
+    year, week, _ = now.isocalendar()
+    content = runtime.content
+    async with runtime.sessions() as session:
+        people = (
+            await session.scalars(
+                select(User).where(
+                    User.weekly_tip.is_(True),
+                    User.active.is_(True),
+                    User.consent_at.is_not(None),
+                    User.chat_id != "",
+                )
+            )
+        ).all()
+    sent = 0
+    for person in people:
+        topics = [
+            tid
+            for tid in content.topic_ids
+            if (person.role or "other") in content.topic_meta[tid]["roles"]
+        ] or content.topic_ids
+        topic = content.topic(person.language, topics[week % len(topics)])
+        reply = Reply(
+            topic.cards[0],
+            title=content.text(person.language, "digest.weekly_tip", title=topic.title),
+            choices=[Choice(f"tip:{topic.id}:1", content.text(person.language, "tips.next"))]
+            if len(topic.cards) > 1
+            else [],
+        )
+        key = f"tip:{year}-{week}:u{person.id}"
+        sent += await _queue_once(runtime, person.transport, person.chat_id, person.id, reply, key)
+    return sent
+
+
+async def purge_media(now: datetime | None = None) -> int:
+    """Delete stored files older than `retention.media_days` (rows and files)."""
+    runtime = _running()
+    if runtime is None:
+        return 0
+    cutoff = (now or utcnow()) - timedelta(days=runtime.settings.retention.media_days)
+    async with transaction(runtime.sessions) as session:
+        old = (await session.scalars(select(Media.sha256).where(Media.created_at < cutoff))).all()
+        if old:
+            await session.execute(delete(Media).where(Media.sha256.in_(old)))
+            await repos.audit(session, None, "purge_media", "", {"files": len(old)})
+    for sha256 in old:
+        runtime.core.media.delete(sha256)
+    return len(old)
+
+
+async def _queue_once(
+    runtime: Runtime, transport: str, chat_id: str, user_id: int | None, reply: Reply, key: str
+) -> int:
+    try:
+        async with transaction(runtime.sessions) as session:
+            await repos.queue_outbox(
+                session,
+                transport=transport,
+                chat_id=chat_id,
+                user_id=user_id,
+                kind="notice",
+                replies=[reply],
+                dedupe_key=key,
+            )
+    except IntegrityError:
+        return 0  # already queued by an earlier run
+    return 1

@@ -1,0 +1,41 @@
+"""The access table: who may use every command, choice namespace and dialogue.
+
+This is the one place that says who may do what; the Core checks it for every event
+(see bot/core/access.py for the rule semantics) and refuses to start if an entry point
+of any handler module is missing here. A refusal is answered politely and written to the
+audit log (action "refused").
+
+- PUBLIC: anyone, also before onboarding and consent (help, tips, the silent-alarm guide).
+- EVERYONE: every role once onboarded (coordinators named in the config need no
+  onboarding); someone who has not agreed yet is onboarded first.
+- COORDINATORS: only coordinators (named in the config, or added by an admin).
+- ADMINS: only the admins named in the config, on top of the command's own rule.
+"""
+
+from __future__ import annotations
+
+from bot.core.access import ADMIN, COORDINATOR, EVERYONE, PUBLIC, only, table
+from bot.core.router import Router
+
+COORDINATORS = only(COORDINATOR)
+ADMINS = only(ADMIN, refusal="admin.only_admins")
+
+ACCESS = table(
+    # Onboarding, help and the way out: before consent too.
+    (("/start", "onb", "/menu", "/help", "/cancel", "/stop"), PUBLIC),
+    # Prevention tips and the silent-alarm guide: no time for menus in trouble.
+    (("/tips", "/tipps", "/porady", "/alarm", "/stiller_alarm", "tip"), PUBLIC),
+    # Reporting and one's own reports.
+    (("/report", "/melden", "/zglos", "rep", "/myreports"), EVERYONE),
+    # One's own alert subscription, and "Understood" under an alert one received.
+    (("/alerts", "alt", "alf", "ack"), EVERYONE),
+    # One's own profile and data.
+    (("/settings", "set", "setf", "/mydata", "/delete_me", "/deleteme", "priv"), EVERYONE),
+    # Shared state: triage of reports, alerts to many people, the list of coordinators.
+    (("/triage", "tri", "trn"), COORDINATORS),
+    (("/broadcast", "bc", "bcp", "/broadcast_status", "/broadcasts", "bcx"), COORDINATORS),
+    (("/coordinators",), COORDINATORS),
+    (("/coordinators add", "/coordinators remove"), ADMINS),
+)
+
+router = Router("access", access=ACCESS)
