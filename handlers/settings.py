@@ -53,6 +53,14 @@ async def settings(context: Context) -> None:
 async def change(context: Context) -> None:
     """Ask only the field that was picked; the others keep their values."""
     field = context.event.choice.removeprefix("set:")
+    if field == "weekly_tip":
+        context.user.weekly_tip = not context.user.weekly_tip
+        state = context.t(
+            "settings.weekly_on" if context.user.weekly_tip else "settings.weekly_off"
+        )
+        context.say(context.t("settings.weekly_tip", state=state))
+        await settings(context)
+        return
     if field not in FIELDS:
         if context.core.commands.get(field) is not None:
             await context.run_command(field)

@@ -66,3 +66,13 @@ async def test_configured_coordinators_are_removed_only_in_the_config(runtime: R
     assert "Konfiguration" in admin.screen
     await admin.send("/coordinators add pigeon carrier")
     assert "So geht's" in admin.screen
+
+
+async def test_a_name_removed_from_the_config_is_no_coordinator_any_more(runtime: Runtime) -> None:
+    runtime.settings.console.coordinators = ["leitstelle", "ole"]
+    ole = Chat(runtime.core, "ole")
+    await ole.send("/broadcasts")
+    assert "nur Koordinatorinnen" not in ole.screen
+    runtime.settings.console.coordinators = ["leitstelle"]
+    await ole.send("/broadcasts")
+    assert "nur Koordinatorinnen" in ole.screen

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.routine import daily_digest, purge_media, weekly_tips
 from bot.runtime import Runtime
 from bot.scheduler import BotScheduler
-from bot.storage.models import Media, OutboxMessage, User, utcnow
+from bot.storage.models import Media, OutboxMessage, utcnow
 from tests.chat import Chat
 from tests.test_report import quick_report
 
@@ -58,10 +58,9 @@ async def test_weekly_tip_only_for_those_who_asked_once_a_week(
     taxi, other = Chat(runtime.core, "taxi"), Chat(runtime.core, "other")
     await taxi.onboard(language="English", role="Taxi", region="Cologne")
     await other.onboard()
-    async with runtime.sessions() as session, session.begin():
-        user = await session.scalar(select(User).where(User.platform_id == "taxi"))
-        assert user is not None
-        user.weekly_tip = True
+    await taxi.send("/settings")
+    await taxi.press("Tip of the week")
+    assert "Tip of the week (Mondays): on" in taxi.screen
     assert await weekly_tips() == 1
     assert await weekly_tips() == 0
     [tip] = await notices_to(runtime, "taxi")

@@ -187,8 +187,6 @@ class Core:
         )
         if not event.is_group and user.chat_id != event.chat_id:
             user.chat_id = event.chat_id
-        if self.is_configured_coordinator(event.transport, event.user_id):
-            user.coordinator = True
         user.last_seen_at = utcnow()
         state = await repos.get_state(session, user, event.chat_id)
         context = Context(core=self, session=session, event=event, user=user, state=state)

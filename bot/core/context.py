@@ -121,7 +121,12 @@ class Context:
 
     @property
     def is_coordinator(self) -> bool:
-        return self.user.coordinator
+        """Named in the config (checked afresh, so removing a name there takes effect), or
+        granted by an admin with /coordinators (the `coordinator` column)."""
+        user = self.user
+        return user.coordinator or self.core.is_configured_coordinator(
+            user.transport, user.platform_id
+        )
 
     async def audit(self, action: str, subject: str = "", **details: Any) -> None:
         await repos.audit(self.session, self.user.id, action, subject[:128], details)

@@ -77,6 +77,7 @@ class User(Base):
     region: Mapped[str | None] = mapped_column(String(32))
     consent_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Granted by an admin (/coordinators); those named in the config are checked afresh.
     coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
     weekly_tip: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
