@@ -27,6 +27,7 @@ from bot.transports.matrix import MatrixTransport
 from bot.transports.matrix_inbound import parse_geo_uri, strip_reply_fallback
 from bot.transports.matrix_outbound import failure, location_content, text_content
 from bot.transports.matrix_state import STATE_FILE, SyncState
+from tests.chat import Chat
 from tests.peers.synapse import MatrixAccount, MessagePredicate, SynapseServer
 
 if TYPE_CHECKING:
@@ -563,3 +564,28 @@ async def test_without_e2ee_the_bot_refuses_to_post_into_encrypted_rooms(
         assert f"refusing to post into encrypted room {room}" in caplog.text
     finally:
         await bot.stop()
+
+
+async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+    await onboard(synapse, human, room)  # taxi driver in Köln
+    leitstelle = Chat(bot.runtime.core, "leitstelle")  # the terminal coordinator
+    for line in ["/broadcast", "Falsche Polizisten stoppen Taxis. Im Zweifel 110.", "/skip",
+                 "/skip", "Taxi", "Warnung", "Taxi", "Fertig", "Köln", "Fertig", "Fertig",
+                 "24", "Jetzt"]:  # fmt: skip
+        await leitstelle.send(line)
+    assert "Empfängerinnen und Empfänger: 1" in leitstelle.screen
+    await leitstelle.press("Senden")
+    number = re.search(r"#(\d+)", leitstelle.screen)
+    assert number is not None
+
+    alert = await synapse.wait_for_message(human, room, has("Falsche Polizisten"))
+    assert isinstance(alert, nio.RoomMessageText) and "1. ✅ Verstanden" in alert.body
+    await say(synapse, human, room, "1", "Kenntnisnahme ist vermerkt")
+    await leitstelle.send(f"/broadcast_status {number[1]}")
+    assert "Zugestellt: 1" in leitstelle.screen and "Verstanden: 1" in leitstelle.screen
