@@ -54,7 +54,9 @@ async def test_truck_driver_reports_slashed_tarpaulin_with_location_and_photo(
     await chat.send("Richtung Oberhausen")
     await chat.press("Das ist alles")
     await chat.press("Heute, früher")
-    earlier = datetime.now(ZoneInfo("Europe/Berlin")) - timedelta(minutes=30)
+    now = datetime.now(ZoneInfo("Europe/Berlin"))
+    # Half an hour ago, but still today (just after midnight: midnight itself).
+    earlier = max(now - timedelta(minutes=30), now.replace(hour=0, minute=0))
     await chat.send(earlier.strftime("%H:%M"))
     await chat.press("Fahrzeuge")
     await chat.press("Transporter")
