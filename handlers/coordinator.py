@@ -51,10 +51,15 @@ async def triage(context: Context) -> None:
     if report is None or status not in STATUSES:
         context.say(context.t("triage.not_found"))
         return
+    await _apply(context, report, status)
+
+
+async def _apply(context: Context, report: Report, status: str) -> None:
+    """Closing asks for an optional note first; the other statuses apply at once."""
     if status == "closed":
         await forms.start(context, NOTE_FORM, {"_report": report.id})
-        return
-    await set_status(context, report, status, "")
+    else:
+        await set_status(context, report, status, "")
 
 
 async def set_status(context: Context, report: Report, status: str, note: str) -> None:
@@ -94,7 +99,4 @@ async def triage_by_reference(context: Context) -> None:
     if report is None or status not in STATUSES:
         context.say(context.t("triage.usage"))
         return
-    if status == "closed":
-        await forms.start(context, NOTE_FORM, {"_report": report.id})
-        return
-    await set_status(context, report, status, "")
+    await _apply(context, report, status)
