@@ -58,7 +58,9 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    limits = Limits(args.overall_per_second, args.per_chat_per_second)
+    limits = Limits(
+        args.overall_per_second, args.per_chat_per_second, window_seconds=1.0 / args.time_scale
+    )
     async with open_runtime(settings) as runtime, contextlib.AsyncExitStack() as stack:
         sender: Sender
         if args.sender == "telegram":

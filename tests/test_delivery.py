@@ -125,3 +125,27 @@ async def test_retry_after_holds_every_send_for_the_whole_pause(runtime: Runtime
     assert seen["next_send"] - seen["throttled"] >= 1.8
     assert [row.status for row in rows] == ["sent"] * 4
     assert sorted(m.chat_id for m in server.sent_messages()) == chat_ids
+
+
+async def test_sends_stay_within_telegrams_sliding_window_also_after_a_pause(
+    runtime: Runtime,
+) -> None:
+    # Telegram's real limits, in real time: 30 a second overall, one a second per chat,
+    # counted in sliding windows at the server. The only 429 is the one planted: the
+    # worker neither bursts at the start nor releases the queue at once after the pause.
+    server = BotApiServer(flood_limits=FloodLimits(overall_per_second=30))
+    server.add_bot(TOKEN)
+    await server.start()
+    harness = Harness(runtime, server)
+    chat_ids = await queue_alerts(runtime, server, 75)
+    server.retry_after_next(1, method="sendMessage")
+    try:
+        await harness.start(limits=Limits(overall_per_second=30, per_chat_per_second=1))
+        rows = await wait_until_delivered(runtime)
+    finally:
+        await harness.stop()
+        await server.stop()
+    statuses = [call.status for call in server.calls if call.method == "sendMessage"]
+    assert statuses.count(429) == 1
+    assert [row.status for row in rows] == ["sent"] * 75
+    assert sorted(m.chat_id for m in server.sent_messages()) == chat_ids

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from aiolimiter import AsyncLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,43 +64,98 @@ class Limits:
 
     overall_per_second: float = 30.0
     per_chat_per_second: float = 1.0
+    # The window the platform counts in (a second; shorter when a test compresses time).
+    window_seconds: float = 1.0
+    # The platform counts arrivals in sliding windows, and a request's way there varies by a
+    # little: we count our windows this much longer than the platform's.
+    margin: float = 0.02
+
+
+class SlidingWindow:
+    """At most `limit` grants in any `span` seconds, evenly spaced, in the order asked.
+
+    This is the platform's own rule. A leaky bucket (aiolimiter) does not fit it: a bucket
+    holding B admits B + rate * T in a window of T, so it either bursts past the limit or
+    runs well below it, and a bucket of one loses each late wake-up for good. Grants are
+    spaced evenly within the window (a burst queues up on its way and arrives bunched);
+    a late wake-up may be made up by the next ones, up to `slack`."""
+
+    def __init__(self, limit: int, span: float) -> None:
+        self.limit = max(1, limit)
+        self.span = span
+        self.interval = span / self.limit
+        self.slack = self.interval
+        self.turn = asyncio.Lock()  # waiters queue in order
+        self.held_until = 0.0
+        self._granted: deque[float] = deque(maxlen=self.limit)
+        self._due = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Grant nothing for `seconds` from now (the hold only ever grows)."""
+        now = asyncio.get_running_loop().time()
+        self.held_until = max(self.held_until, now + seconds)
+
+    async def ready(self) -> None:
+        """Sleep until one more may go (call while holding `turn`)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            wait = max(self._due - self.slack, self.held_until) - now
+            if len(self._granted) == self.limit:
+                wait = max(wait, self._granted[0] + self.span - now)
+            if wait <= 0:
+                return
+            # A hold may begin or grow while this sleeps: look again after.
+            await asyncio.sleep(wait)
+
+    def record(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._granted.append(now)
+        self._due = max(self._due, now) + self.interval
+
+    async def acquire(self) -> None:
+        async with self.turn:
+            await self.ready()
+            self.record()
+
+
+def window(rate: float, limits: Limits) -> SlidingWindow:
+    """`rate` per second as the platform counts it: whole messages per window, or one
+    message per 1/rate seconds when less than one fits a window."""
+    span = limits.window_seconds * (1.0 + limits.margin)
+    if rate * limits.window_seconds >= 1:
+        return SlidingWindow(int(rate * limits.window_seconds), span)
+    return SlidingWindow(1, (1.0 + limits.margin) / rate)
 
 
 class ChatLimiter:
-    """Leaky buckets (aiolimiter): one overall, one per chat."""
+    """Sliding windows: one overall, one per chat."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.overall = AsyncLimiter(max(1.0, limits.overall_per_second), 1.0)
-        self.chats: dict[str, AsyncLimiter] = {}
-        self.paused_until = 0.0
+        self.overall = window(limits.overall_per_second, limits)
+        self.chats: dict[str, SlidingWindow] = {}
 
     def pause(self, seconds: float) -> None:
         """Hold every request until `seconds` from now: the platform counts them all.
 
         Unlike PTB's AIORateLimiter up to 22.8 (python-telegram-bot issue 5338), the pause
-        is not ended early by other requests finishing; it only ever grows.
+        is not ended early by other requests finishing; it only ever grows. Nothing is
+        granted during it, so the requests waiting do not all go at once when it ends.
         """
-        now = asyncio.get_running_loop().time()
-        self.paused_until = max(self.paused_until, now + seconds)
-
-    async def _wait_out_pause(self) -> None:
-        loop = asyncio.get_running_loop()
-        # The pause can grow while we sleep, so look again after each sleep.
-        while (remaining := self.paused_until - loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(remaining)
+        self.overall.hold(seconds)
 
     async def acquire(self, chat_id: str) -> None:
-        await self._wait_out_pause()
         chat = self.chats.get(chat_id)
         if chat is None:
             if len(self.chats) > 10_000:
-                self.chats.clear()  # old buckets are empty by now; memory stays flat
-            chat = self.chats[chat_id] = AsyncLimiter(1, 1.0 / self.limits.per_chat_per_second)
-        async with chat:
+                self.chats.clear()  # old windows have passed by now; memory stays flat
+            chat = self.chats[chat_id] = window(self.limits.per_chat_per_second, self.limits)
+        # One message of a chat at a time; both windows count it when it really goes.
+        async with chat.turn:
+            await chat.ready()
             await self.overall.acquire()
-        # A pause may have begun while this request waited for its slot.
-        await self._wait_out_pause()
+            chat.record()
 
 
 class OutboxWorker:
@@ -159,7 +214,9 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Send what is due now; return how many rows were handled."""
-        rows = await self.claim()
+        return await self._send_batch(await self.claim())
+
+    async def _send_batch(self, rows: Sequence[OutboxMessage]) -> int:
         outcomes = _Outcomes()
         try:
             await asyncio.gather(*(self._send(row, outcomes) for row in rows))
@@ -169,15 +226,29 @@ class OutboxWorker:
         return len(rows)
 
     async def run_forever(self, idle: float = 0.5) -> None:
+        """Claim and send until cancelled, two batches at a time: the next batch is claimed
+        while one is being sent, so the platform's limit is used without gaps."""
         await self.recover()
-        while True:
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("outbox worker for %s failed; retrying", self.sender.transport)
-                handled = 0
-            if not handled:
-                await asyncio.sleep(idle)
+        sending: set[asyncio.Task[int]] = set()
+        try:
+            while True:
+                if len(sending) >= 2:
+                    sending = await _first_done(sending)
+                try:
+                    rows = await self.claim()
+                except Exception:
+                    log.exception("outbox worker for %s failed; retrying", self.sender.transport)
+                    rows = []
+                if rows:
+                    sending.add(asyncio.create_task(self._send_batch(rows)))
+                elif sending:
+                    sending = await _first_done(sending)
+                else:
+                    await asyncio.sleep(idle)
+        finally:
+            for task in sending:
+                task.cancel()
+            await asyncio.gather(*sending, return_exceptions=True)
 
     async def recover(self) -> None:
         """Rows left 'sending' by a crash are queued again (the in-flight window).
@@ -260,6 +331,15 @@ class OutboxWorker:
                     .where(OutboxMessage.user_id == row.user_id, OutboxMessage.status == "queued")
                     .values(status="failed", last_error="unreachable")
                 )
+
+
+async def _first_done(tasks: set[asyncio.Task[int]]) -> set[asyncio.Task[int]]:
+    """Wait for one of the batches to finish; returns those still running."""
+    done, running = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox batch failed", exc_info=task.exception())
+    return running
 
 
 @dataclass
