@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
+from bot.storage import repos
 from bot.storage.models import ConversationEntry, DialogueState, User
 from tests.chat import Chat
 from tests.conftest import POSTGRES_URL
@@ -207,3 +209,34 @@ async def test_suite_runs_on_the_configured_database(runtime: Runtime) -> None:
     assert runtime.engine.dialect.name == expected
     async with runtime.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.parametrize("through_session", [False, True])
+async def test_changes_to_the_person_are_stored_with_or_without_an_orm_session(
+    runtime: Runtime, through_session: bool
+) -> None:
+    # The per-event path loads the person without the ORM and writes what changed; a
+    # handler that asks for the ORM session gets the person in it, changes made before
+    # included, and the session writes them instead.
+    async with runtime.engine.begin() as connection:
+        person = await repos.load_person(connection, "console", "mara", "mara", "mara", "pl")
+        person.state.flow = "report"
+    async with runtime.engine.begin() as connection:
+        person = await repos.load_person(connection, "console", "mara", "mara", "mara", "de")
+        assert (person.user.language, person.state.flow) == ("pl", "")  # state not written
+        person.user.language = "en"
+        person.state.flow = "settings"
+        session = AsyncSession(bind=connection)
+        if through_session:
+            person.attach(session)
+            person.user.role = "taxi"
+            await session.flush()
+        else:
+            person.user.role = "taxi"
+        await connection.run_sync(repos.write_event, person, [])
+        await session.close()
+    async with runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == "mara"))
+        state = await session.scalar(select(DialogueState))
+    assert user is not None and state is not None
+    assert (user.language, user.role, state.flow) == ("en", "taxi", "settings")

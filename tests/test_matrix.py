@@ -559,6 +559,12 @@ async def test_without_e2ee_the_bot_refuses_to_post_into_encrypted_rooms(
         _, room = await open_dm(
             synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
         )
+
+        async def synced() -> None:  # the join is on the server before the bot's sync has it
+            while not getattr(bot.transport.client.rooms.get(room), "encrypted", False):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(synced(), 20)
         with pytest.raises(TransientFailure):
             await bot.transport.sender.deliver(room, [Reply("Hallo")])
         assert f"refusing to post into encrypted room {room}" in caplog.text

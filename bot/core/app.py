@@ -8,7 +8,7 @@ import logging
 import weakref
 from collections.abc import Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.core import inputs
@@ -21,8 +21,6 @@ from bot.core.limits import FloodGate, Verdict
 from bot.core.media import MediaStore
 from bot.core.router import CommandSpec, Handler, Router, TextMatcher
 from bot.storage import repos
-from bot.storage.db import transaction
-from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +43,7 @@ class Core:
         self.settings = settings
         self.content = content
         self.sessions = sessions
+        self.engine: AsyncEngine = sessions.kw["bind"]
         self.media = MediaStore(
             settings.media_dir, int(settings.limits.max_attachment_mb * 1024 * 1024)
         )
@@ -118,12 +117,17 @@ class Core:
     ) -> None:
         """Record options a transport showed outside a reply (a delivered report, an alert),
         so that a number or label typed back picks them."""
-        async with transaction(self.sessions) as session:
-            user = await repos.get_or_create_user(
-                session, transport, platform_id, chat_id, self.settings.bot.default_language
+        async with self.engine.begin() as connection:
+            person = await repos.load_person(
+                connection,
+                transport,
+                platform_id,
+                chat_id,
+                chat_id,
+                self.settings.bot.default_language,
             )
-            state = await repos.get_state(session, user, chat_id)
-            state.choices = [[choice.id, choice.label] for choice in choices]
+            person.state.choices = [[choice.id, choice.label] for choice in choices]
+            await connection.run_sync(repos.write_event, person, [])
 
     def coordinator_destinations(self) -> list[Destination]:
         """Where reports go: each configured coordinator chat, per transport."""
@@ -157,11 +161,14 @@ class Core:
         event = inputs.normalise(event)
         for attempt in range(DB_ATTEMPTS):
             try:
-                async with transaction(self.sessions) as session:
-                    context = await self._context(session, event)
-                    await self._log_inbound(context)
-                    await self._route(context)
-                    await self._finish(context)
+                async with self.engine.begin() as connection:
+                    context = await self._context(connection, event)
+                    try:
+                        self._log_inbound(context)
+                        await self._route(context)
+                        await self._finish(context)
+                    finally:
+                        await context.close_session()
                     language = context.user.language
                 self.flood.remember_language((event.transport, event.user_id), language)
                 return context.replies
@@ -176,41 +183,42 @@ class Core:
             log.error("event %s from %s dropped after retries", event.kind, event.transport)
         return [Reply(self._text(event, "core.storage_failed"))]
 
-    async def _context(self, session: AsyncSession, event: Event) -> Context:
+    async def _context(self, connection: AsyncConnection, event: Event) -> Context:
         language = negotiate_language(event.language_hint, self.settings.bot.default_language)
-        user = await repos.get_or_create_user(
-            session,
+        person = await repos.load_person(
+            connection,
             event.transport,
             event.user_id,
+            event.chat_id,
             "" if event.is_group else event.chat_id,
             language,
         )
-        if not event.is_group and user.chat_id != event.chat_id:
-            user.chat_id = event.chat_id
-        user.last_seen_at = utcnow()
-        state = await repos.get_state(session, user, event.chat_id)
-        context = Context(core=self, session=session, event=event, user=user, state=state)
-        context.event = inputs.resolve_choice(event, state.choices, state.data)
+        if not event.is_group and person.user.chat_id != event.chat_id:
+            person.user.chat_id = event.chat_id
+        context = Context(core=self, connection=connection, event=event, person=person)
+        context.event = inputs.resolve_choice(event, person.state.choices, person.state.data)
         return context
 
-    async def _log_inbound(self, context: Context) -> None:
+    def _log_inbound(self, context: Context) -> None:
         event = context.event
         text = event.text or event.choice or event.command
         if event.location is not None:
             text = f"{event.location.latitude},{event.location.longitude}"
         if event.attachment is not None:
             text = f"{event.attachment.kind}:{event.attachment.sha256}"
-        await repos.log_message(
-            context.session,
-            transport=event.transport,
-            chat_id=event.chat_id,
-            user_id=context.user.id,
-            direction="in",
-            kind=str(event.kind),
-            text=text if context.consented else None,
+        context.log.append(
+            repos.log_row(
+                transport=event.transport,
+                chat_id=event.chat_id,
+                user_id=context.user.id,
+                direction="in",
+                kind=str(event.kind),
+                text=text if context.consented else None,
+            )
         )
 
     async def _finish(self, context: Context) -> None:
+        await context.flush_session()
         if context.erased:
             return
         if not context.replies:
@@ -218,17 +226,20 @@ class Core:
         last = context.replies[-1]
         context.state.choices = [[c.id, c.label] for c in last.choices]
         for reply in context.replies:
-            await repos.log_message(
-                context.session,
-                transport=context.event.transport,
-                chat_id=context.event.chat_id,
-                user_id=context.user.id,
-                direction="out",
-                kind="reply",
-                text="\n".join(filter(None, (reply.title, reply.text)))
-                if context.consented
-                else None,
+            context.log.append(
+                repos.log_row(
+                    transport=context.event.transport,
+                    chat_id=context.event.chat_id,
+                    user_id=context.user.id,
+                    direction="out",
+                    kind="reply",
+                    text="\n".join(filter(None, (reply.title, reply.text)))
+                    if context.consented
+                    else None,
+                )
             )
+        await context.flush_session()  # what the replies' texts made pending (an audit)
+        await context.connection.run_sync(repos.write_event, context.person, context.log)
         log.info(
             "handled %s from %s user %s -> %d replies",
             context.event.kind,

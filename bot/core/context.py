@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.config import Settings
 from bot.core.events import Choice, Event, Location, Reply
 from bot.core.i18n import Content
 from bot.core.media import MediaStore
 from bot.storage import repos
-from bot.storage.models import DialogueState, User, utcnow
+from bot.storage.models import User, utcnow
 
 if TYPE_CHECKING:
     from bot.core.app import Core
@@ -34,13 +34,42 @@ class Context:
     """Everything one handler call needs: the event, the person, their state, and tools."""
 
     core: Core
-    session: AsyncSession
+    connection: AsyncConnection
     event: Event
-    user: User
-    state: DialogueState
+    person: repos.Person
     replies: list[Reply] = field(default_factory=list)
+    # Conversation-log rows, written with the state when the event is done.
+    log: list[dict[str, Any]] = field(default_factory=list)
     # Set when the person's data was just erased: nothing more is stored for this event.
     erased: bool = False
+    _session: AsyncSession | None = None
+
+    @property
+    def user(self) -> User:
+        return self.person.user
+
+    @property
+    def state(self) -> repos.State:
+        return self.person.state
+
+    @property
+    def session(self) -> AsyncSession:
+        """An ORM session in the event's transaction, opened the first time it is asked for
+        (most events need none); the person is in it."""
+        if self._session is None:
+            self._session = AsyncSession(bind=self.connection, expire_on_commit=False)
+            self.person.attach(self._session)
+        return self._session
+
+    async def flush_session(self) -> None:
+        if self._session is not None:
+            await self._session.flush()
+
+    async def close_session(self) -> None:
+        """Let the session go; the transaction stays open (call `flush_session` first)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     @property
     def settings(self) -> Settings:

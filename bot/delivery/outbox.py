@@ -31,6 +31,9 @@ MAX_ATTEMPTS = 8
 # Longer than a claimed batch can take (flood waits included): another instance's rows in
 # flight are never taken from it, and a dead instance's rows are sent after this.
 LEASE_SECONDS = 600.0
+# Batches being sent at once: the next is claimed while one is sent, so the platform's
+# limit is used without gaps. At most this many batches are in flight at a crash.
+BATCHES_IN_FLIGHT = 2
 
 
 class RetryLater(Exception):
@@ -226,13 +229,12 @@ class OutboxWorker:
         return len(rows)
 
     async def run_forever(self, idle: float = 0.5) -> None:
-        """Claim and send until cancelled, two batches at a time: the next batch is claimed
-        while one is being sent, so the platform's limit is used without gaps."""
+        """Claim and send until cancelled, `BATCHES_IN_FLIGHT` batches at a time."""
         await self.recover()
         sending: set[asyncio.Task[int]] = set()
         try:
             while True:
-                if len(sending) >= 2:
+                if len(sending) >= BATCHES_IN_FLIGHT:
                     sending = await _first_done(sending)
                 try:
                     rows = await self.claim()

@@ -18,27 +18,41 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
+
+from bot.storage import inline_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a statement waits for another process's write lock (on the loop's thread).
+BUSY_TIMEOUT_MS = 5000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An async engine. SQLite: one connection, called on the event loop's thread
+    (`bot.storage.inline_sqlite`), with WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
+        database = parsed.database or ":memory:"
+        if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            async_creator=inline_sqlite.creator(database, BUSY_TIMEOUT_MS / 1000),
+            # One connection: the process's transactions take turns at the pool rather
+            # than at SQLite's lock, which would be waited for on the loop's thread.
+            poolclass=StaticPool if database == ":memory:" else AsyncAdaptedQueuePool,
+            **({} if database == ":memory:" else {"pool_size": 1, "max_overflow": 0}),
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -15,6 +15,7 @@ One `Reply` becomes one or more `Part`s, sent in order:
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass
 from typing import Literal
@@ -128,11 +129,18 @@ def message_texts(title: str, text: str) -> list[str]:
 
 def inline_keyboard(choices: list[Choice]) -> InlineKeyboardMarkup | None:
     """One button per row, two per row when every label is short."""
-    usable = [c for c in choices if len(c.id.encode()) <= CALLBACK_DATA_LIMIT and c.label]
+    return _inline_keyboard(tuple((choice.id, choice.label) for choice in choices))
+
+
+@functools.lru_cache(maxsize=2048)
+def _inline_keyboard(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
+    # Menus repeat, and PTB's objects are immutable: each keyboard is built once.
+    usable = [(id_, label) for id_, label in choices if len(id_.encode()) <= CALLBACK_DATA_LIMIT]
+    usable = [(id_, label) for id_, label in usable if label]
     if not usable:
         return None
-    buttons = [InlineKeyboardButton(c.label, callback_data=c.id) for c in usable]
-    per_row = 2 if all(len(c.label) <= SHORT_LABEL for c in usable) else 1
+    buttons = [InlineKeyboardButton(label, callback_data=id_) for id_, label in usable]
+    per_row = 2 if all(len(label) <= SHORT_LABEL for _, label in usable) else 1
     return InlineKeyboardMarkup(
         [buttons[index : index + per_row] for index in range(0, len(buttons), per_row)]
     )
