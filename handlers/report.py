@@ -186,7 +186,7 @@ async def _over_limit(context: Context) -> bool:
     """The per-user report limit; answered politely, never silently."""
     limit = context.settings.limits.reports_per_hour
     since = context.now() - timedelta(hours=1)
-    if await repos.reports_since(context.session, context.user.id, since) < limit:
+    if await repos.reports_since(context.connection, context.user.id, since) < limit:
         return False
     await context.audit("report_limit", "", limit=limit)
     context.say(

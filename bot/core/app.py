@@ -161,7 +161,9 @@ class Core:
         event = inputs.normalise(event)
         for attempt in range(DB_ATTEMPTS):
             try:
-                async with self.engine.begin() as connection:
+                # The transaction begins with the first statement; `_finish` commits it,
+                # and leaving the block without that rolls it back.
+                async with self.engine.connect() as connection:
                     context = await self._context(connection, event)
                     try:
                         self._log_inbound(context)
@@ -218,8 +220,10 @@ class Core:
         )
 
     async def _finish(self, context: Context) -> None:
+        """Store the state, the log and what the session holds, and commit."""
         await context.flush_session()
         if context.erased:
+            await context.connection.commit()
             return
         if not context.replies:
             context.say(context.t("core.done"))
@@ -239,7 +243,9 @@ class Core:
                 )
             )
         await context.flush_session()  # what the replies' texts made pending (an audit)
-        await context.connection.run_sync(repos.write_event, context.person, context.log)
+        await context.connection.run_sync(
+            repos.write_event, context.person, context.log, commit=True
+        )
         log.info(
             "handled %s from %s user %s -> %d replies",
             context.event.kind,

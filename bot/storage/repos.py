@@ -223,9 +223,12 @@ async def load_person(
     return Person(user, state, loaded)
 
 
-def write_event(connection: Connection, person: Person, log: list[dict[str, Any]]) -> None:
+def write_event(
+    connection: Connection, person: Person, log: list[dict[str, Any]], commit: bool = False
+) -> None:
     """Save the person's state, the user's changed columns (unless a session writes the
-    user) and the conversation-log rows: one call, so one hand-off from the event loop."""
+    user) and the conversation-log rows, and commit if asked: one call, so one hand-off
+    from the event loop."""
     state, now = person.state, utcnow()
     if person.loaded and (changes := person.changes()):
         connection.execute(update(_USERS).where(_USERS.c.id == person.user.id).values(changes))
@@ -240,6 +243,8 @@ def write_event(connection: Connection, person: Person, log: list[dict[str, Any]
         connection.execute(_UPDATE_STATE, {"state_id": state.id, **values})
     if log:
         connection.execute(_INSERT_LOG, log)
+    if commit:
+        connection.commit()
 
 
 def log_row(
@@ -412,12 +417,19 @@ async def report_by_reference(session: AsyncSession, reference: str) -> Report |
     return await session.scalar(select(Report).where(Report.reference == reference))
 
 
-async def reports_since(session: AsyncSession, user_id: int, since: datetime) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Report)
-        .where(Report.user_id == user_id, Report.created_at >= since)
-    )
+_REPORTS_SINCE = (
+    select(func.count())
+    .select_from(Report)
+    .where(Report.user_id == bindparam("user_id"), Report.created_at >= bindparam("since"))
+)
+
+
+async def reports_since(
+    connection: AsyncConnection | AsyncSession, user_id: int, since: datetime
+) -> int:
+    """How many reports the user made since `since` (asked before each report: a
+    statement built once, no ORM session needed)."""
+    count = await connection.scalar(_REPORTS_SINCE, {"user_id": user_id, "since": since})
     return int(count or 0)
 
 
