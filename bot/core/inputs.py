@@ -22,6 +22,8 @@ NUMBER_DIGITS = 3
 
 def clean(text: str, keep: str = "") -> str:
     """`text` without control, format, surrogate or unassigned characters (but `keep`)."""
+    if text.isprintable():  # the usual case: no category "C" character at all
+        return text
     return "".join(ch for ch in text if ch in keep or unicodedata.category(ch)[0] != "C")
 
 
