@@ -140,7 +140,10 @@ async def test_sends_stay_within_telegrams_sliding_window_also_after_a_pause(
     chat_ids = await queue_alerts(runtime, server, 75)
     server.retry_after_next(1, method="sendMessage")
     try:
-        await harness.start(limits=Limits(overall_per_second=30, per_chat_per_second=1))
+        # A wider margin than the default 2 %: a busy test machine may hold a request
+        # back for a few tens of milliseconds, and this test is about bursts, not margins.
+        limits = Limits(overall_per_second=30, per_chat_per_second=1, margin=0.05)
+        await harness.start(limits=limits)
         rows = await wait_until_delivered(runtime)
     finally:
         await harness.stop()
