@@ -272,29 +272,7 @@ async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
-# -- logs -----------------------------------------------------------------------------------
-
-
-async def log_message(
-    session: AsyncSession,
-    *,
-    transport: str,
-    chat_id: str,
-    user_id: int | None,
-    direction: str,
-    kind: str,
-    text: str | None,
-) -> None:
-    session.add(
-        ConversationEntry(
-            transport=transport,
-            chat_id=chat_id,
-            user_id=user_id,
-            direction=direction,
-            kind=kind,
-            text=text,
-        )
-    )
+# -- audit ----------------------------------------------------------------------------------
 
 
 async def audit(
