@@ -572,6 +572,37 @@ async def test_without_e2ee_the_bot_refuses_to_post_into_encrypted_rooms(
         await bot.stop()
 
 
+async def test_a_room_not_synced_yet_is_tried_again_and_a_room_without_the_bot_is_unreachable(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    human, room = await say_hello(synapse, bot, matrix_user_factory, matrix_client_factory)
+    rooms = bot.transport.client.rooms
+    known = rooms.pop(room)  # as just after joining, before the bot's sync brings the room
+    try:
+        # Unreachable would mark the person inactive for good; it is only not synced yet.
+        with pytest.raises(TransientFailure):
+            await bot.transport.sender.deliver(room, [Reply("Hallo")])
+    finally:
+        rooms[room] = known
+    created = await human.room_create(name="ohne Bot")
+    assert isinstance(created, nio.RoomCreateResponse)
+    with pytest.raises(Unreachable):
+        await bot.transport.sender.deliver(created.room_id, [Reply("Hallo")])
+    assert await bot.transport.sender.deliver(room, [Reply("Hallo")])
+
+
+async def say_hello(
+    synapse: SynapseServer, bot: Bot, users: UserFactory, clients: ClientFactory
+) -> tuple[nio.AsyncClient, str]:
+    """A DM the bot has answered in: its sync knows the room."""
+    human, room = await open_dm(synapse, bot, users, clients)
+    await say(synapse, human, room, "!start", "Sprache wählen")
+    return human, room
+
+
 async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
     bot: Bot,
     synapse: SynapseServer,

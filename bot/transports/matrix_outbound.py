@@ -127,7 +127,7 @@ class MatrixSender:
 
     async def send_reply(self, room_id: str, reply: Reply) -> str:
         """One reply as one or more events; returns the id of the last event sent."""
-        room = self._room(room_id)
+        room = await self._room(room_id)
         if room.encrypted:
             await self.crypto_upkeep()
         last = ""
@@ -142,12 +142,19 @@ class MatrixSender:
                 last = await self._send(room_id, media)
         return last
 
-    def _room(self, room_id: str) -> Any:
+    async def _room(self, room_id: str) -> Any:
         if self.client is None:
             raise TransientFailure("matrix transport not started")
         room = self.client.rooms.get(room_id)
         if room is None:
-            raise Unreachable(f"the bot is not in room {room_id}")
+            # Joined a moment ago, the sync may not have it yet: only the server knows.
+            try:
+                joined = await self.client.joined_rooms()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise TransientFailure(repr(exc)[:200]) from exc
+            if isinstance(joined, nio.JoinedRoomsResponse) and room_id not in joined.rooms:
+                raise Unreachable(f"the bot is not in room {room_id}")
+            raise TransientFailure(f"room {room_id} is not synced yet")
         if room.encrypted and self.client.olm is None:
             log.error(
                 "matrix: refusing to post into encrypted room %s: end-to-end encryption is "
