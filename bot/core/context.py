@@ -34,6 +34,8 @@ class Context:
     """Everything one handler call needs: the event, the person, their state, and tools."""
 
     core: Core
+    # The event's connection and transaction. Never open a second transaction while
+    # handling an event: on SQLite there is one connection, and it would wait for itself.
     connection: AsyncConnection
     event: Event
     person: repos.Person
