@@ -232,25 +232,22 @@ async def drive(
     return timings, sent
 
 
-async def replay_bare(app: App, updates: list[dict[str, Any]]) -> Timings:
+async def replay_bare(app: App, updates: list[dict[str, Any]], parsed: bool = False) -> Timings:
+    """Bare PTB on the same updates: parsed and dispatched, or (`parsed`) parsed before
+    the clock starts and only dispatched."""
+    ready = [Update.de_json(update, app.bot) for update in updates] if parsed else []
+
+    async def one(index: int) -> None:
+        if parsed:
+            await app.process_update(ready[index])
+        else:
+            await dispatch(app, updates[index])
+
     timings = Timings()
     cpu, wall = time.process_time(), time.perf_counter()
-    for update in updates:
+    for index in range(len(updates)):
         started = time.perf_counter()
-        await dispatch(app, update)
-        timings.latencies.append(time.perf_counter() - started)
-    timings.wall, timings.cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return timings
-
-
-async def replay_bare_parsed(app: App, updates: list[dict[str, Any]]) -> Timings:
-    """Bare PTB's dispatch alone: the updates are parsed before the clock starts."""
-    parsed = [Update.de_json(update, app.bot) for update in updates]
-    timings = Timings()
-    cpu, wall = time.process_time(), time.perf_counter()
-    for update in parsed:
-        started = time.perf_counter()
-        await app.process_update(update)
+        await one(index)
         timings.latencies.append(time.perf_counter() - started)
     timings.wall, timings.cpu = time.perf_counter() - wall, time.process_time() - cpu
     return timings
@@ -292,7 +289,7 @@ async def measure(
         if profiler is not None:
             profiler.disable()
         bare_timings = await replay_bare(bare, updates)
-        dispatch_timings = await replay_bare_parsed(bare, updates)
+        dispatch_timings = await replay_bare(bare, updates, parsed=True)
         await ours.shutdown()
         await bare.shutdown()
     ours_summary, bare_summary = stack_timings.summary(), bare_timings.summary()

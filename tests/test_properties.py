@@ -189,8 +189,11 @@ class Session:
             user = await repos.get_user(session, event.transport, event.user_id)
             if user is None:  # an unusable id, or the person just erased their data
                 return
-            state = await repos.get_state(session, user, event.chat_id)
-        flow, data = state.flow, state.data
+        async with self.runtime.engine.connect() as connection:  # read only
+            person = await repos.load_person(
+                connection, event.transport, event.user_id, event.chat_id, "", "de"
+            )
+        flow, data = person.state.flow, person.state.data
         assert flow == "" or flow in self.runtime.core.flows, flow
         form = FORMS.get(flow)
         if form is None:

@@ -242,7 +242,6 @@ class Core:
                     else None,
                 )
             )
-        await context.flush_session()  # what the replies' texts made pending (an audit)
         await context.connection.run_sync(
             repos.write_event, context.person, context.log, commit=True
         )

@@ -55,19 +55,6 @@ async def get_or_create_user(
     return user
 
 
-async def get_state(session: AsyncSession, user: User, chat_id: str) -> DialogueState:
-    state = await session.scalar(
-        select(DialogueState).where(
-            DialogueState.user_id == user.id, DialogueState.chat_id == chat_id
-        )
-    )
-    if state is None:
-        state = DialogueState(user_id=user.id, chat_id=chat_id, flow="", data={}, choices=[])
-        session.add(state)
-        await session.flush()
-    return state
-
-
 # -- the per-event path: Core statements built once ---------------------------------------
 # Every event loads its person and dialogue state, logs itself and its replies and saves
 # the state. Through the ORM's queries and unit of work that was most of an update's cost;

@@ -135,8 +135,9 @@ def inline_keyboard(choices: list[Choice]) -> InlineKeyboardMarkup | None:
 @functools.lru_cache(maxsize=2048)
 def _inline_keyboard(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
     # Menus repeat, and PTB's objects are immutable: each keyboard is built once.
-    usable = [(id_, label) for id_, label in choices if len(id_.encode()) <= CALLBACK_DATA_LIMIT]
-    usable = [(id_, label) for id_, label in usable if label]
+    usable = [
+        (id_, label) for id_, label in choices if label and len(id_.encode()) <= CALLBACK_DATA_LIMIT
+    ]
     if not usable:
         return None
     buttons = [InlineKeyboardButton(label, callback_data=id_) for id_, label in usable]
