@@ -68,6 +68,9 @@ class DatabaseSettings(Section):
 
 
 class ConsoleSettings(Section):
+    # The terminal as a transport of the deployment (reports and notices are queued for
+    # its users). Unset: on when neither Telegram nor Matrix is enabled.
+    enabled: bool | None = None
     coordinators: list[str] = Field(default_factory=lambda: ["leitstelle"])
     # Admins add and remove coordinators with /coordinators (see README).
     admins: list[str] = Field(default_factory=lambda: ["leitstelle"])
@@ -105,7 +108,7 @@ class MatrixSettings(Section):
 
 
 class LimitSettings(Section):
-    messages_per_minute: int = Field(default=30, ge=1)
+    messages_per_minute: int = Field(default=120, ge=1)
     reports_per_hour: int = Field(default=5, ge=1)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     max_attachments: int = Field(default=5, ge=0, le=20)
@@ -120,7 +123,7 @@ class RetentionSettings(Section):
 
 
 class SchedulerSettings(Section):
-    report_reminder_minutes: int = Field(default=60, ge=1)
+    report_reminder_minutes: int = Field(default=30, ge=1)
     urgent_resend_minutes: int = Field(default=30, ge=1)
     misfire_grace_minutes: int = Field(default=60, ge=1)
     digest_hour: int = Field(default=7, ge=0, le=23)
@@ -166,15 +169,6 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.bot.data_dir / 'sicherheitsbot.db').resolve()}"
-
-    def admin_ids(self, transport: str) -> set[str]:
-        """Platform ids of the admins named for `transport`."""
-        admins: dict[str, list[str] | list[int]] = {
-            "console": self.console.admins,
-            "telegram": self.telegram.admins,
-            "matrix": self.matrix.admins,
-        }
-        return {str(item) for item in admins.get(transport, [])}
 
     @property
     def media_dir(self) -> Path:

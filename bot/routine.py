@@ -58,7 +58,9 @@ async def daily_digest(now: datetime | None = None) -> int:
     title = content.text(lang, "digest.title", count=len(reports))
     day = now.astimezone(tz).date().isoformat()
     sent = 0
-    for destination in runtime.core.coordinator_destinations():
+    async with runtime.sessions() as session:
+        destinations = await runtime.core.coordinator_destinations(session)
+    for destination in destinations:
         key = f"digest:{day}:{destination.transport}:{destination.chat_id}"
         sent += await _queue_once(runtime, destination.transport, destination.chat_id, None,
                                   Reply(text, title=title), key)  # fmt: skip

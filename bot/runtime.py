@@ -26,6 +26,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings, migrate: bool = True) -> AsyncIterator[Runtime]:
     """Upgrade the database, load content and compose the handlers; dispose on exit."""
+    from bot.transports.registry import doors
     from handlers import routers
 
     if migrate:
@@ -33,7 +34,7 @@ async def open_runtime(settings: Settings, migrate: bool = True) -> AsyncIterato
     content = Content(settings.bot.content_dir, settings.bot.default_language)
     engine = db.create_engine(settings.database_url, settings.database.echo)
     sessions = db.session_factory(engine)
-    core = Core(settings, content, sessions, routers())
+    core = Core(settings, content, sessions, routers(), doors)
     try:
         yield Runtime(settings, engine, sessions, content, core)
     finally:

@@ -230,7 +230,9 @@ async def remind_reports(now: datetime | None = None) -> int:
                 text=content.text(lang, "alerts.reminder"),
                 choices=[
                     Choice("/report", content.text(lang, "alerts.reminder_continue")),
-                    Choice("/cancel", content.text(lang, "alerts.reminder_discard")),
+                    Choice(
+                        f"{REPORT_FLOW}:~discard", content.text(lang, "alerts.reminder_discard")
+                    ),
                 ],
             )
             await repos.queue_outbox(

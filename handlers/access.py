@@ -22,17 +22,17 @@ ADMINS = only(ADMIN, refusal="admin.only_admins")
 
 ACCESS = table(
     # Onboarding, help and the way out: before consent too.
-    (("/start", "onb", "/menu", "/help", "/cancel", "/stop"), PUBLIC),
+    (("/start", "onb", "lang", "/menu", "/help", "/cancel", "/stop"), PUBLIC),
     # Prevention tips and the silent-alarm guide: no time for menus in trouble.
     (("/tips", "/tipps", "/porady", "/alarm", "/stiller_alarm", "tip"), PUBLIC),
     # Reporting and one's own reports.
-    (("/report", "/melden", "/zglos", "rep", "/myreports"), EVERYONE),
+    (("/report", "/melden", "/zglos", "rep", "/myreports", "/details", "repd"), EVERYONE),
     # One's own alert subscription, and "Understood" under an alert one received.
     (("/alerts", "alt", "alf", "ack"), EVERYONE),
     # One's own profile and data.
     (("/settings", "set", "setf", "/mydata", "/delete_me", "/deleteme", "priv"), EVERYONE),
     # Shared state: triage of reports, alerts to many people, the list of coordinators.
-    (("/triage", "tri", "trn"), COORDINATORS),
+    (("/triage", "tri", "trn", "/reports", "rpt", "/reply", "rrp", "rrpf"), COORDINATORS),
     (("/broadcast", "bc", "bcp", "/broadcast_status", "/broadcasts", "bcx"), COORDINATORS),
     (("/coordinators",), COORDINATORS),
     (("/coordinators add", "/coordinators remove"), ADMINS),

@@ -10,8 +10,6 @@ from bot.storage import repos
 from bot.storage.models import User
 
 router = Router("admin")
-TRANSPORTS = ("console", "telegram", "matrix")
-MAX_ID = 255  # the longest platform id stored
 
 
 @router.command("coordinators")
@@ -24,13 +22,16 @@ async def coordinators(context: Context) -> None:
         await _list(context)
         return
     # Only admins get here for add and remove: see the access table (handlers/access.py).
-    if (
-        action not in ("add", "remove")
-        or transport not in TRANSPORTS
-        or not platform_id
-        or len(platform_id) > MAX_ID
-    ):
+    door = context.core.door(transport)
+    if action not in ("add", "remove") or door is None or not platform_id:
         context.say(context.t("admin.usage"))
+        return
+    if not door.valid_id(platform_id):
+        context.say(
+            context.t(
+                "admin.bad_id", id=platform_id[:64], transport=door.name, example=door.id_example
+            )
+        )
         return
     if action == "remove" and context.core.is_configured_coordinator(transport, platform_id):
         context.say(context.t("admin.in_config", who=f"{transport}:{platform_id}"))
@@ -51,8 +52,5 @@ async def _list(context: Context) -> None:
         )
     ).all()
     named = {f"{user.transport}:{user.platform_id}" for user in rows}
-    settings = context.settings
-    named |= {f"console:{name}" for name in settings.console.coordinators}
-    named |= {f"telegram:{uid}" for uid in settings.telegram.coordinators}
-    named |= {f"matrix:{mxid}" for mxid in settings.matrix.coordinators}
+    named |= {f"{door.name}:{who}" for door in context.core.doors() for who in door.coordinators}
     context.say("\n".join(sorted(named)) or "—", title=context.t("admin.title"))

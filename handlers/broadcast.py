@@ -8,14 +8,13 @@ same transaction as the confirmation; a scheduled one is queued by the scheduler
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
 from bot.core import forms
 from bot.core.context import Context
 from bot.core.events import Choice, row_id
-from bot.core.forms import DATETIME_FORMATS, TIME_FORMATS, Answers, Form, Input, Step
+from bot.core.forms import Answers, Form, Input, Step
 from bot.core.i18n import LANGUAGES
 from bot.core.router import Router
 from bot.storage.models import Broadcast
@@ -29,29 +28,6 @@ from handlers.alert_fanout import (
 
 router = Router("broadcast")
 PREVIEW = "bcp"
-
-
-def parse_future(text: str, now: datetime, tz: Any) -> datetime | None:
-    """A time today or a date and time in the deployment's zone, later than now."""
-    cleaned = " ".join(text.replace("Uhr", "").split())
-    local_now = now.astimezone(tz)
-    for pattern in (*DATETIME_FORMATS, *TIME_FORMATS):
-        try:
-            parsed = datetime.strptime(cleaned, pattern)
-        except ValueError:
-            continue
-        if pattern in TIME_FORMATS:
-            moment = local_now.replace(
-                hour=parsed.hour, minute=parsed.minute, second=0, microsecond=0
-            )
-        else:
-            moment = parsed.replace(tzinfo=tz)
-        return moment if moment > local_now else None
-    return None
-
-
-def _check_at(context: Context, value: Any) -> str | None:
-    return None if parse_future(str(value), context.now(), context.tz) else "alerts.need_future"
 
 
 def _other_language(lang: str) -> Step:
@@ -76,10 +52,10 @@ FORM_STEPS = (
     Step("when", Input.CHOICE, "alerts.q.when", options="alert_when"),
     Step(
         "at",
-        Input.TEXT,
+        Input.DATETIME,
         "alerts.q.at",
         when=lambda answers: answers.get("when") == "later",
-        check=_check_at,
+        direction="future",
     ),
 )
 
@@ -94,7 +70,7 @@ def build(context: Context, answers: Answers) -> Broadcast:
     now = context.now()
     send_at = now
     if answers.get("when") == "later" and answers.get("at"):
-        send_at = parse_future(str(answers["at"]), now, context.tz) or now
+        send_at = max(now, datetime.fromisoformat(str(answers["at"])))
     return Broadcast(
         created_by=context.user.id,
         topic=str(answers["topic"]),
@@ -172,10 +148,15 @@ async def confirm(context: Context) -> None:
 @router.command("broadcast_status")
 async def broadcast_status(context: Context) -> None:
     """/broadcast_status ID — queued, sent, failed and acknowledged."""
-    broadcast_id = row_id(context.event.args.strip().lstrip("#"))
+    raw = context.event.args.strip().lstrip("#")
+    if not raw:
+        await scheduled(context)
+        return
+    broadcast_id = row_id(raw)
     item = await context.session.get(Broadcast, broadcast_id) if broadcast_id else None
     if item is None:
-        context.say(context.t("alerts.status_usage"))
+        context.say(context.t("alerts.no_such_alert" if broadcast_id else "alerts.status_usage",
+                              id=raw[:16]))  # fmt: skip
         return
     counts = await status_counts(context.session, item.id)
     status = context.content.label(context.lang, "alert_status", item.status)
@@ -187,26 +168,32 @@ async def broadcast_status(context: Context) -> None:
 
 @router.command("broadcasts")
 async def scheduled(context: Context) -> None:
-    """Scheduled alerts, each with a cancel choice."""
+    """The latest alerts with their state: scheduled ones can be cancelled, the others
+    opened for their receipts."""
     found = (
-        await context.session.scalars(
-            select(Broadcast)
-            .where(Broadcast.status == "scheduled")
-            .order_by(Broadcast.send_at)
-            .limit(20)
-        )
+        await context.session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(10))
     ).all()
     if not found:
-        context.say(context.t("alerts.none_scheduled"))
+        context.say(
+            context.t("alerts.none_yet"),
+            choices=[Choice("/broadcast", context.t("alerts.new")),
+                     Choice("/menu", context.t("menu.open"))],
+        )  # fmt: skip
         return
     lines, choices = [], []
     for item in found:
         when = context.content.format_when(context.lang, item.send_at, context.tz)
         topic = context.content.label(context.lang, "alert_topics", item.topic)
+        status = context.content.label(context.lang, "alert_status", item.status)
         text = item.texts.get(context.lang) or item.texts[item.language]
-        lines.append(f"#{item.id} · {when} · {topic}: {text[:60]}")
-        choices.append(Choice(f"bcx:{item.id}", context.t("alerts.cancel_one", id=item.id)))
-    context.say("\n".join(lines), title=context.t("alerts.scheduled_title"), choices=choices)
+        lines.append(f"#{item.id} · {when} · {status} · {topic}: {text[:60]}")
+        if item.status == "scheduled":
+            choices.append(Choice(f"bcx:{item.id}", context.t("alerts.cancel_one", id=item.id)))
+        else:
+            label = context.t("alerts.status_one", id=item.id)
+            choices.append(Choice(f"/broadcast_status {item.id}", label))
+    choices.append(Choice("/menu", context.t("menu.open")))
+    context.say("\n".join(lines), title=context.t("alerts.list_title"), choices=choices)
 
 
 @router.choice("bcx")

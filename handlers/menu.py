@@ -10,17 +10,20 @@ router = Router("menu")
 
 
 def menu_choices(context: Context) -> list[Choice]:
-    """The menu entries whose commands this deployment has and this person may use."""
+    """The entries of the person's menu (by role; a coordinator's desk work first) whose
+    commands this deployment has and this person may use."""
     core = context.core
+    role = "coordinator" if context.is_coordinator else (context.user.role or "default")
+    labels = dict(context.content.options(context.lang, "menu"))
     choices = []
-    for command, label in context.content.options(context.lang, "menu"):
+    for command in context.content.menu(role):
         spec = core.commands.get(command)
-        if spec is not None and core.allowed(spec, context):
-            choices.append(Choice(f"/{command}", label))
+        if spec is not None and command in labels and core.allowed(spec, context):
+            choices.append(Choice(f"/{command}", labels[command]))
     return choices
 
 
-@router.command("menu")
+@router.command("menu", intent_words=3)
 async def menu(context: Context) -> None:
     """Show what the bot can do, as buttons."""
     context.say(
@@ -30,7 +33,7 @@ async def menu(context: Context) -> None:
     )
 
 
-@router.command("help")
+@router.command("help", intent_words=3)
 async def show_help(context: Context) -> None:
     """Explain the commands."""
     text = context.t("help.text", emergency=context.settings.bot.emergency_number)

@@ -1,14 +1,17 @@
-"""Onboarding (/start): language, privacy consent, role, region.
+"""Onboarding (/start): privacy consent, role, region — in the platform's language.
 
 ```mermaid
 flowchart LR
-    start[/start PAYLOAD/] --> language --> consent
+    start[/start PAYLOAD/] --> consent[consent, in the language the platform reports]
+    consent -- another language --> consent
     consent -- agree --> role --> region --> menu
     consent -- decline --> public[tips and silent-alarm guide only]
 ```
 
-Consent comes right after the language so that nothing but the user id and the
-language is stored before the person has agreed.
+The greeting and the privacy notice come in the language the platform reports (Telegram's
+`language_code`; the deployment's default on Matrix and the terminal), with the other
+languages one tap away. Nothing but the user id and the language is stored before the
+person has agreed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any
 
 from bot.core import forms
 from bot.core.context import Context
+from bot.core.events import Choice
 from bot.core.forms import Answers, Form, Input, Step
+from bot.core.i18n import LANGUAGES
 from bot.core.router import Router
 
 router = Router("onboarding")
@@ -45,9 +50,14 @@ def _consented(answers: Answers) -> bool:
     return answers.get("consent") == "yes"
 
 
-def _apply(context: Context, key: str, value: Any) -> None:
-    if key == "language" and isinstance(value, str):
-        context.user.language = context.content.language(value)
+def language_switches(context: Context, then: str = "") -> list[Choice]:
+    """One button per other language; `then` is a choice to show again after switching."""
+    suffix = f"|{then}" if then else ""
+    return [
+        Choice(f"lang:{code}{suffix}", label)
+        for code, label in context.content.options(context.lang, "languages")
+        if code != context.lang and code in LANGUAGES
+    ]
 
 
 def _privacy_values(context: Context) -> dict[str, Any]:
@@ -82,13 +92,17 @@ FORM = Form(
     texts="onboarding",
     review=False,
     steps=(
-        Step("language", Input.CHOICE, "onboarding.language", options="languages"),
-        Step("consent", Input.CHOICE, "onboarding.privacy", options="consent"),
+        Step(
+            "consent",
+            Input.CHOICE,
+            "onboarding.privacy",
+            options="consent",
+            extra=language_switches,
+        ),
         Step("role", Input.CHOICE, "onboarding.role", options="roles", when=_consented),
         Step("region", Input.CHOICE, "onboarding.region", options="regions", when=_consented),
     ),
     on_submit=_finish,
-    on_answer=_apply,
     question_values=_privacy_values,
 )
 forms.register(router, FORM)
@@ -119,6 +133,21 @@ async def start(context: Context) -> None:
         return
     context.say(context.t("onboarding.hello", emergency=context.settings.bot.emergency_number))
     await begin(context, role=role)
+
+
+@router.choice("lang")
+async def switch_language(context: Context) -> None:
+    """A language button: the person reads on in that language (an open question is shown
+    again by the Core); `lang:pl|tip:…` shows that choice again in the new language."""
+    code, _, then = context.event.choice.removeprefix("lang:").partition("|")
+    if code not in LANGUAGES:
+        context.toast(context.t("core.stale_choice"))
+        return
+    context.user.language = code
+    if then and not then.startswith("lang:"):
+        await context.run_choice(then)
+    elif not context.flow:
+        await context.run_command("menu")
 
 
 @router.on_gate

@@ -1,31 +1,39 @@
 """Report a suspicious observation: /report, the menu's first entry, or free text.
 
+Essentials first — what, where, a photo — then the summary with the send buttons; the
+suspect-description sheet (time, people, vehicle, motorway, phone) is offered there and
+after sending, never forced through. Six inputs from /report to a reference:
+
 ```mermaid
 flowchart TD
-    urgent{happening now?} -- yes --> emergency[call 110 first] --> category
-    urgent -- no --> category --> place --> motorway --> when
-    when --> seen{persons / vehicles?}
-    seen --> person[person fields] & vehicle[vehicle fields] --> description
-    description --> media --> contact --> review{summary: edit / send}
-    review -- send --> reference[reference + coordinators notified]
+    urgent{happening now?} -- yes --> emergency[call 110 first] --> what
+    urgent -- no --> what[what: words, voice note, or a category]
+    what --> place --> media[photo, or skip] --> review{summary}
+    review -- add details --> details[time · people · vehicle · motorway · phone] --> review
+    review -- send: contact / anonymous --> reference[reference, coordinators notified]
+    reference -- add details later --> more[/details SP-…/] --> update[update to the coordinators]
 ```
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import timedelta
 from typing import Any
 
 from bot.core import forms
-from bot.core.context import Context
+from bot.core.context import Context, Destination
 from bot.core.events import Attachment, Choice, Location, Reply
 from bot.core.forms import Answers, Form, Input, Step
+from bot.core.intents import mentions
 from bot.core.router import Router
 from bot.storage import repos
 from bot.storage.models import Report
-from handlers.coordinator import triage_choices
 
 router = Router("report")
+DETAILS = "details"
+PHONE = re.compile(r"\+?[0-9][0-9 ()/.-]{4,24}")
 
 
 def _is(key: str, *values: str) -> Any:
@@ -40,36 +48,57 @@ _motorway = _is("motorway", "yes")
 def _described(key: str, question: str, when: Any, group: str, **extra: Any) -> Step:
     """A field of the suspect-description sheet: skippable, 'unknown', 'that's all'."""
     kind = extra.pop("kind", Input.TEXT)
-    return Step(key, kind, question, optional=True, unknown=True, when=when, group=group, **extra)
+    return Step(
+        key, kind, question, optional=True, unknown=True, when=when, group=group,
+        section=DETAILS, **extra,
+    )  # fmt: skip
 
 
 def _road(key: str) -> Step:
     """Motorway details: each optional, 'that's all' ends them."""
-    return Step(key, Input.TEXT, f"report.q.{key}", optional=True, when=_motorway, group="road")
+    return Step(
+        key, Input.TEXT, f"report.q.{key}", optional=True, when=_motorway, group="road",
+        section=DETAILS,
+    )  # fmt: skip
 
 
-STEPS = (
+# The specific categories first: "someone is cutting tarpaulins" is cargo theft.
+INFERRED = ("robbery", "gps_tracker", "cargo_theft", "fuel_theft", "vehicle", "person",
+            "parking_activity")  # fmt: skip
+
+
+def infer_category(context: Context, text: str) -> str:
+    """The category a description names ("Plane aufgeschlitzt" -> cargo theft), in any
+    language; "other" when none does. Coordinators see the words beside it."""
+    for category in INFERRED:
+        for _lang, word in context.content.keywords(f"category_{category}"):
+            if mentions(text, word):
+                return category
+    return "other"
+
+
+def _phone(_context: Context, value: Any) -> str | None:
+    return None if PHONE.fullmatch(str(value).strip()) else "report.bad_phone"
+
+
+ESSENTIALS = (
     Step("urgent", Input.CHOICE, "report.q.urgent", options="yes_no", summary=False),
-    Step(
-        "emergency",
-        Input.CHOICE,
-        "report.q.emergency",
-        options="after_call",
-        title="report.emergency_title",
-        when=_is("urgent", "yes"),
-        summary=False,
-    ),
-    Step("category", Input.CHOICE, "report.q.category", options="categories"),
+    Step("emergency", Input.CHOICE, "report.q.emergency", options="after_call",
+         title="report.emergency_title", when=_is("urgent", "yes"), summary=False),
+    Step("category", Input.CHOICE, "report.q.category", options="categories",
+         text_to="description", infer=infer_category),
+    Step("description", Input.TEXT, "report.q.description", optional=True, accept_voice=True),
     Step("place", Input.LOCATION, "report.q.place", allow_text=True),
-    Step("motorway", Input.CHOICE, "report.q.motorway", options="yes_no", optional=True),
-    _road("road"),
-    _road("direction"),
-    _road("marker"),
-    _road("parking"),
-    Step("when", Input.CHOICE, "report.q.when", options="when"),
-    Step("when_time", Input.TIME, "report.q.when_time", when=_is("when", "today")),
-    Step("when_at", Input.DATETIME, "report.q.when_at", when=_is("when", "other")),
-    Step("seen", Input.CHOICE, "report.q.seen", options="seen"),
+    Step("media", Input.MEDIA, "report.q.media", optional=True),
+)  # fmt: skip
+
+DETAIL_STEPS = (
+    Step("when", Input.CHOICE, "report.q.when", options="when", optional=True, section=DETAILS),
+    Step("when_time", Input.TIME, "report.q.when_time", when=_is("when", "today"),
+         optional=True, section=DETAILS),
+    Step("when_at", Input.DATETIME, "report.q.when_at", when=_is("when", "other"),
+         optional=True, section=DETAILS),
+    Step("seen", Input.CHOICE, "report.q.seen", options="seen", optional=True, section=DETAILS),
     _described("person_count", "report.q.person_count", _person, "person", kind=Input.NUMBER,
                minimum=1, maximum=50),
     _described("sex", "report.q.sex", _person, "person", kind=Input.CHOICE, options="sex"),
@@ -92,9 +121,14 @@ STEPS = (
     _described("plate_country", "report.q.plate_country", _vehicle, "vehicle",
                kind=Input.CHOICE, options="countries"),
     _described("vehicle_direction", "report.q.vehicle_direction", _vehicle, "vehicle"),
-    Step("description", Input.TEXT, "report.q.description", optional=True, accept_voice=True),
-    Step("media", Input.MEDIA, "report.q.media", optional=True),
-    Step("contact", Input.CHOICE, "report.q.contact", options="contact"),
+    Step("motorway", Input.CHOICE, "report.q.motorway", options="yes_no", optional=True,
+         section=DETAILS),
+    _road("road"),
+    _road("direction"),
+    _road("marker"),
+    _road("parking"),
+    Step("phone", Input.TEXT, "report.q.phone", optional=True, check=_phone, section=DETAILS,
+         when=lambda answers: answers.get("_contact") is not False),
 )  # fmt: skip
 
 
@@ -103,12 +137,17 @@ def _values(context: Context) -> dict[str, Any]:
 
 
 async def _submit(context: Context, answers: Answers) -> None:
-    """Store the report with a reference, then queue it for every coordinator chat."""
+    """Store the report with a reference, then queue it for every coordinator."""
     if await _over_limit(context):
+        forms.hold(context, FORM, answers)  # nothing typed is lost: the draft waits
         return
-    now = context.now()
+    contact = answers.get("_submit") == "contact"
     clean = {key: value for key, value in answers.items() if not key.startswith("_")}
-    for attachment in _attachments(clean):
+    if not contact:
+        clean.pop("phone", None)
+    else:
+        clean["_contact"] = {"handle": context.event.sender_handle}
+    for attachment in attachments_of(clean):
         await repos.remember_media(context.session, attachment.to_json())
     report = await repos.create_report(
         context.session,
@@ -116,47 +155,82 @@ async def _submit(context: Context, answers: Answers) -> None:
         user=context.user,
         category=str(clean["category"]),
         answers=clean,
-        contact_allowed=clean.get("contact") == "yes",
-        now=now,
+        contact_allowed=contact,
+        now=context.now(),
     )
     await context.audit("report_submitted", report.reference)
-    for destination in context.coordinator_destinations():
+    destinations = await context.coordinator_destinations()
+    for destination in destinations:
         await context.send_to(destination, coordinator_view(context, report), kind="report")
-    watched = (
-        "report.watched"
-        if context.settings.bot.reports_watched_around_the_clock
-        else ("report.not_watched")
-    )
+    emergency = context.settings.bot.emergency_number
+    if destinations:
+        watched = context.settings.bot.reports_watched_around_the_clock
+        lines = [
+            context.t("report.thanks", reference=report.reference),
+            context.t("report.watched" if watched else "report.not_watched"),
+        ]
+    else:
+        await context.core.tell_admins(
+            context.session, "report_unrouted", reference=report.reference
+        )
+        lines = [context.t("report.stored_only", reference=report.reference)]
+    lines.append(context.t("report.not_110", emergency=emergency))
     context.say(
-        "\n\n".join(
-            (
-                context.t("report.thanks", reference=report.reference),
-                context.t(watched),
-                context.t("report.not_110", emergency=context.settings.bot.emergency_number),
-            )
-        ),
+        "\n\n".join(lines),
         title=context.t("report.sent_title"),
-        choices=[Choice("/myreports", context.t("report.my_reports")),
-                 Choice("/menu", context.t("menu.open"))],
+        choices=[
+            Choice(f"/details {report.reference}",
+                   context.t("report.add_details_to", reference=report.reference)),
+            Choice("/myreports", context.t("report.my_reports")),
+            Choice("/menu", context.t("menu.open")),
+        ],
     )  # fmt: skip
 
 
 FORM = Form(
     name="rep",
     texts="report",
-    steps=STEPS,
+    steps=ESSENTIALS + DETAIL_STEPS,
     on_submit=_submit,
     question_values=_values,
+    submit_options="report_send",
+    section=DETAILS,
+    confirm_cancel=True,
 )
 forms.register(router, FORM)
 
 
-def _attachments(answers: Answers) -> list[Attachment]:
+def coordinator_choices(context: Context, report: Report) -> list[Choice]:
+    """Under a report: the status buttons (without the status it has), and a reply to the
+    reporter when they allowed contact."""
+    lang = context.settings.bot.default_language
+    choices = [
+        Choice(f"tri:{report.id}:{status}", label)
+        for status, label in context.content.options(lang, "triage")
+        if status != report.status
+    ]
+    if report.contact_allowed and report.user_id is not None:
+        choices.append(Choice(f"rrp:{report.id}", context.content.text(lang, "triage.reply")))
+    return choices
+
+
+def attachments_of(answers: Answers) -> list[Attachment]:
     found = [Attachment.from_json(item) for item in answers.get("media") or []]
     for value in answers.values():
         if isinstance(value, dict) and "voice" in value:
             found.append(Attachment.from_json(value["voice"]))
     return found
+
+
+def contact_line(context: Context, report: Report) -> str:
+    """How coordinators reach the reporter — only when the reporter allowed it."""
+    lang = context.settings.bot.default_language
+    if not report.contact_allowed:
+        return context.content.text(lang, "report.anonymous")
+    handle = str((report.answers.get("_contact") or {}).get("handle") or "")
+    parts = [part for part in (handle, str(report.answers.get("phone") or "")) if part]
+    how = " · ".join(parts) or context.content.text(lang, "report.reply_only")
+    return context.content.text(lang, "report.contact", how=how)
 
 
 def coordinator_view(context: Context, report: Report) -> list[Reply]:
@@ -171,13 +245,15 @@ def coordinator_view(context: Context, report: Report) -> list[Reply]:
     if "lat" in place:
         location = Location(float(place["lat"]), float(place["lon"]))
         lines.append(location.map_link())
-    lines.append(content.text(lang, "report.reporter", transport=report.transport))
+    when = content.format_when(lang, report.created_at, context.tz)
+    lines.append(content.text(lang, "report.reporter", transport=report.transport, when=when))
+    lines.append(contact_line(context, report))
     reply = Reply(
         text="\n".join(lines),
         title=f"{report.reference} · {category}",
         location=location,
-        attachments=_attachments(answers),
-        choices=triage_choices(context, report),
+        attachments=attachments_of(answers),
+        choices=coordinator_choices(context, report),
     )
     return [reply]
 
@@ -195,21 +271,92 @@ async def _over_limit(context: Context) -> bool:
     return True
 
 
-@router.command("report", "melden", "zglos")
+@router.command("report", "melden", "zglos", takes_text=True, rank=0)
 async def report(context: Context) -> None:
-    """Start (or resume) the report dialogue."""
+    """Start (or resume) the report dialogue; words given with it are the description."""
     if context.flow == FORM.name:
         context.say(context.t("report.resume"))
         await forms.resume(context, FORM)
         return
     if await _over_limit(context):
         return
-    await forms.start(context, FORM)
+    words = context.event.args.strip()
+    given: Answers = {}
+    if words:
+        # Free text that describes an observation: kept as the description, its category
+        # inferred; "happening now?" is still asked first.
+        given = {"description": words, "category": infer_category(context, words)}
+    await forms.start(context, FORM, given)
 
 
-@router.command("myreports")
+# -- details after sending -------------------------------------------------------------------
+
+
+async def _add_details(context: Context, answers: Answers) -> None:
+    """Details given after sending reach the coordinators as an update to the report."""
+    report = await _own_report(context, str(answers.get("_reference", "")))
+    if report is None:
+        context.say(context.t("report.not_yours"))
+        return
+    added = {k: v for k, v in answers.items() if not k.startswith("_") and v is not None}
+    if not report.contact_allowed:
+        added.pop("phone", None)
+    if not added:
+        context.say(context.t("report.no_details"))
+        return
+    report.answers = {**report.answers, **added}
+    report.updated_at = context.now()
+    await context.audit("report_details", report.reference, fields=sorted(added))
+    lang = context.settings.bot.default_language
+    lines = forms.summary(context.content, lang, context.tz, DETAILS_FORM, added)
+    update = Reply(
+        "\n".join(lines),
+        title=context.content.text(lang, "report.update_title", reference=report.reference),
+        choices=coordinator_choices(context, report),
+    )
+    for destination in await context.coordinator_destinations():
+        await context.send_to(destination, [update], kind="report")
+    context.say(
+        context.t("report.details_added", reference=report.reference),
+        choices=[Choice("/menu", context.t("menu.open"))],
+    )
+
+
+DETAILS_FORM = Form(
+    name="repd",
+    texts="report",
+    steps=tuple(dataclasses.replace(step, section="") for step in DETAIL_STEPS),
+    on_submit=_add_details,
+    question_values=_values,
+    confirm_cancel=True,
+    review_title="report.details_review",
+    confirm="report.send_details",
+)
+forms.register(router, DETAILS_FORM)
+
+
+async def _own_report(context: Context, reference: str) -> Report | None:
+    found = await repos.report_by_reference(context.session, reference.strip().upper())
+    return found if found is not None and found.user_id == context.user.id else None
+
+
+@router.command("details", listed=False)
+async def details(context: Context) -> None:
+    """/details SP-2026-000012: add the description sheet to a report already sent."""
+    report = await _own_report(context, context.event.args)
+    if report is None:
+        context.say(context.t("report.not_yours"))
+        return
+    await forms.start(
+        context,
+        DETAILS_FORM,
+        {"_reference": report.reference, "_contact": report.contact_allowed},
+    )
+
+
+@router.command("myreports", rank=2)
 async def my_reports(context: Context) -> None:
-    """The reporter's own reports and their status."""
+    """The reporter's own reports and their status; details can be added to open ones."""
     found = await repos.reports_of(context.session, context.user.id)
     if not found:
         context.say(
@@ -226,4 +373,21 @@ async def my_reports(context: Context) -> None:
         )
         for item in found
     ]
-    context.say("\n".join(lines), title=context.t("report.my_reports"))
+    choices = [
+        Choice(f"/details {item.reference}",
+               context.t("report.add_details_to", reference=item.reference))
+        for item in found[:3]
+        if item.status != "closed"
+    ]  # fmt: skip
+    choices.append(Choice("/menu", context.t("menu.open")))
+    context.say("\n".join(lines), title=context.t("report.my_reports"), choices=choices)
+
+
+async def send_to_reporter(context: Context, report: Report, replies: list[Reply]) -> bool:
+    """Queue messages for the person who made `report`, if they allowed contact."""
+    reporter = await repos.user_by_id(context.session, report.user_id) if report.user_id else None
+    if reporter is None or not report.contact_allowed or not reporter.chat_id:
+        return False
+    destination = Destination(reporter.transport, reporter.chat_id, reporter.id)
+    await context.send_to(destination, replies, kind="notice")
+    return True

@@ -45,7 +45,10 @@ async def settings(context: Context) -> None:
             region=context.content.label(context.lang, "regions", user.region or ""),
         ),
         title=context.t("settings.title"),
-        choices=context.options("settings", "set:"),
+        choices=[
+            *context.options("settings", "set:"),
+            Choice("/menu", context.t("menu.back_to_menu")),
+        ],
     )
 
 

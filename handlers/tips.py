@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.events import Choice
-from bot.core.i18n import Topic
+from bot.core.i18n import LANGUAGES, Topic
+from bot.core.intents import mentions
 from bot.core.router import Router
+from handlers.onboarding import language_switches
 
 router = Router("tips")
 
@@ -45,6 +47,9 @@ def show_card(context: Context, topic_id: str, index: int) -> None:
         choices.append(Choice(f"tip:{TAXI_GUIDE}:0", context.t("tips.for_taxi")))
     choices.append(Choice("tip:~all", context.t("tips.topics")))
     choices.append(Choice("/menu", context.t("menu.open")))
+    if not context.consented:
+        # Someone who has not chosen a language (a deep link, a fresh terminal): one tap.
+        choices.extend(language_switches(context, then=f"tip:{topic_id}:{index}"))
     context.say(text, title=f"{topic.title} ({index + 1}/{len(topic.cards)})", choices=choices)
 
 
@@ -57,13 +62,18 @@ def show_topics(context: Context, everything: bool = False) -> None:
     context.say(context.t("tips.choose"), title=context.t("tips.title"), choices=choices)
 
 
-@router.command("tips", "tipps", "porady")
+@router.command("tips", "tipps", "porady", takes_text=True, rank=2)
 async def tips(context: Context) -> None:
-    """The topics of the person's role first; all topics one tap away."""
-    show_topics(context)
+    """The topics of the person's role first; all topics one tap away. Asked with words
+    ("Wie schütze ich meine Plane?"), the topic those words name."""
+    found = topic_named(context, context.event.args)
+    if found:
+        show_card(context, found, 0)
+    else:
+        show_topics(context)
 
 
-@router.command("alarm", "stiller_alarm")
+@router.command("alarm", "stiller_alarm", rank=2)
 async def alarm(context: Context) -> None:
     """The silent-alarm guide, at once."""
     first = RECOGNISE if context.user.role == "police_officer" else TAXI_GUIDE
@@ -83,21 +93,22 @@ async def pressed(context: Context) -> None:
         show_topics(context)
 
 
+def topic_named(context: Context, text: str) -> str:
+    """The topic whose keyword `text` names (the longest keyword wins), or ""."""
+    best: tuple[int, str] | None = None
+    for lang in (context.lang, *[lang for lang in LANGUAGES if lang != context.lang]):
+        for topic_id in context.content.topic_ids:
+            for keyword in context.content.topic(lang, topic_id).keywords:
+                fits = len(keyword) >= 3 and mentions(text, keyword)
+                if fits and (best is None or len(keyword) > best[0]):
+                    best = (len(keyword), topic_id)
+    return "" if best is None else best[1]
+
+
 @router.text
 async def topic_by_keyword(context: Context) -> bool:
     """'Planen', 'tarpaulin', 'plandeka', 'Tankbetrug' open the matching topic."""
-    text = context.event.text.casefold()
-    best: tuple[int, str] | None = None
-    for lang in (context.lang, *[lang for lang in ("de", "en", "pl") if lang != context.lang]):
-        for topic_id in context.content.topic_ids:
-            for keyword in context.content.topic(lang, topic_id).keywords:
-                if (
-                    len(keyword) >= 3
-                    and keyword in text
-                    and (best is None or len(keyword) > best[0])
-                ):
-                    best = (len(keyword), topic_id)
-    if best is None:
-        return False
-    show_card(context, best[1], 0)
-    return True
+    found = topic_named(context, context.event.text)
+    if found:
+        show_card(context, found, 0)
+    return bool(found)

@@ -60,9 +60,11 @@ class Chat:
     async def onboard(
         self, language: str = "Deutsch", role: str = "Lkw", region: str = "Köln"
     ) -> None:
-        """/start, language, consent, role and region."""
+        """/start, then (when another language is wanted) switch the language, consent,
+        role and region."""
         await self.send("/start")
-        await self.press(language)
+        if language.casefold() in " ".join(self.labels).casefold():
+            await self.press(language)
         await self.press("✅")
         await self.press(role)
         await self.press(region)

@@ -45,6 +45,11 @@ STAFF_ONLY = {
     "/broadcasts",
     "bcx",
     "/coordinators",
+    "/reports",
+    "rpt",
+    "/reply",
+    "rrp",
+    "rrpf",
 }
 # Coordinators who are also admins, on top: changing who is a coordinator.
 ADMIN_ONLY = {"/coordinators add", "/coordinators remove"}
@@ -62,6 +67,7 @@ PUBLIC = {
     "/alarm",
     "/stiller_alarm",
     "tip",
+    "lang",
 }
 # Who walks the table: (chat name, roles the table should see, onboarded?).
 PEOPLE = [
@@ -90,6 +96,8 @@ def probes(report_id: int, reference: str, broadcast_id: int) -> dict[str, tuple
     found["/broadcast_status"] = ("send", f"/broadcast_status {broadcast_id}")
     found["/coordinators add"] = ("send", "/coordinators add")  # the usage, changes nothing
     found["/coordinators remove"] = ("send", "/coordinators remove")
+    found["/details"] = ("send", f"/details {reference}")
+    found["/reply"] = ("send", f"/reply {reference} Danke für den Hinweis")
     found.update(
         {
             "tri": ("press", f"tri:{report_id}:ack"),
@@ -100,9 +108,12 @@ def probes(report_id: int, reference: str, broadcast_id: int) -> dict[str, tuple
             "priv": ("press", "priv:keep"),
             "tip": ("press", "tip:~all"),
             "bcp": ("flow", "bcp:cancel"),
+            "rpt": ("press", f"rpt:{report_id}"),
+            "rrp": ("press", f"rrp:{report_id}"),
+            "lang": ("press", "lang:de"),
         }
     )
-    for flow in ("onb", "rep", "trn", "alf", "setf", "bc"):
+    for flow in ("onb", "rep", "repd", "trn", "rrpf", "alf", "setf", "bc"):
         found[flow] = ("flow", f"{flow}:~cancel")
     return found
 
@@ -130,7 +141,7 @@ async def flow_of(runtime: Runtime, name: str) -> str:
 
 
 def shown(replies: list[Reply]) -> str:
-    return "\n".join(f"{reply.title}\n{reply.text}" for reply in replies)
+    return "\n".join(f"{reply.lead}\n{reply.title}\n{reply.text}" for reply in replies)
 
 
 def test_the_table_says_what_is_intended() -> None:
@@ -165,7 +176,7 @@ async def test_every_entry_point_for_every_role(
     await reporter.onboard()
     await reporter.send("/report")
     await quick_report(reporter)
-    await reporter.press("Meldung senden")
+    await reporter.press("Anonym senden")
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None
@@ -235,7 +246,10 @@ async def test_reports_reach_only_the_coordinator_destinations(runtime: Runtime)
     settings.telegram.enabled, settings.telegram.coordinator_chat_id = True, -1001234
     settings.matrix.enabled, settings.matrix.coordinator_room = True, "!koord:example.org"
     settings.console.coordinators = ["leitstelle"]
-    destinations = {(d.transport, d.chat_id) for d in runtime.core.coordinator_destinations()}
+    settings.console.enabled = True  # the terminal as a third transport of this deployment
+    async with runtime.sessions() as session:
+        found = await runtime.core.coordinator_destinations(session)
+    destinations = {(d.transport, d.chat_id) for d in found}
     assert destinations == {
         ("console", "leitstelle"),
         ("telegram", "-1001234"),
@@ -248,11 +262,7 @@ async def test_reports_reach_only_the_coordinator_destinations(runtime: Runtime)
         await person.onboard(role=labels[role])
         await person.send("/report")
         await quick_report(person)
-        if index % 2:
-            await person.press("Ändern")
-            await person.press("Kontakt")
-            await person.press("Kontakt erlaubt")
-        await person.press("Meldung senden")
+        await person.press("Rückfragen erlaubt" if index % 2 else "Anonym senden")
     coordinator = Chat(runtime.core, "leitstelle")
     async with runtime.sessions() as session:
         reports = list((await session.scalars(select(Report).order_by(Report.id))).all())

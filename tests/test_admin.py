@@ -21,7 +21,7 @@ async def test_admin_adds_a_coordinator_who_can_then_triage(runtime: Runtime) ->
     await driver.onboard()
     await driver.send("/report")
     await quick_report(driver)
-    await driver.press("Meldung senden")
+    await driver.press("Anonym senden")
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None
@@ -66,6 +66,10 @@ async def test_configured_coordinators_are_removed_only_in_the_config(runtime: R
     assert "Konfiguration" in admin.screen
     await admin.send("/coordinators add pigeon carrier")
     assert "So geht's" in admin.screen
+    await admin.send("/coordinators add telegram abc")  # Telegram ids are numbers
+    assert "keine telegram-Kennung" in admin.screen and "123456789" in admin.screen
+    await admin.send("/coordinators add matrix leitstelle")
+    assert "@name:example.org" in admin.screen
 
 
 async def test_a_name_removed_from_the_config_is_no_coordinator_any_more(runtime: Runtime) -> None:

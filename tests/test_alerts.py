@@ -285,7 +285,8 @@ async def test_cancel_scheduled_broadcast(runtime: Runtime) -> None:
     assert await fan_out(runtime.sessions, runtime.content, TZ, 1) == 0
     assert await outbox(runtime, 1) == []
     await leitstelle.send("/broadcasts")
-    assert "keine Warnungen geplant" in leitstelle.screen
+    assert "#1" in leitstelle.screen and "abgesagt" in leitstelle.screen
+    assert "absagen" not in " ".join(leitstelle.labels)  # nothing left to cancel
 
 
 async def test_urgent_resend_only_to_non_acknowledgers(runtime: Runtime) -> None:

@@ -35,10 +35,10 @@ def db(tmp_path: Path) -> str:
 
 
 def test_scripted_terminal_session_through_onboarding_and_menu(db: str, tmp_path: Path) -> None:
-    result = run(["chat", "--user", "alice", "--db", db], "/start\n2\n1\n4\n4\n/menu\n", tmp_path)
+    result = run(["chat", "--user", "alice", "--db", db], "/start\n3\n1\n4\n4\n/menu\n", tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "[1] 🇩🇪 Deutsch" in out
+    assert "Sind Sie einverstanden?" in out and "[3] 🇬🇧 English" in out
     assert "Do you agree?" in out
     assert "What would you like to do?" in out and "call 110" in out
     assert "Traceback" not in out + result.stderr
@@ -47,15 +47,15 @@ def test_scripted_terminal_session_through_onboarding_and_menu(db: str, tmp_path
 @pytest.mark.parametrize(
     ("choice", "menu"),
     [
-        ("1", "Was möchten Sie tun?"),
-        ("2", "What would you like to do?"),
-        ("3", "Co chcesz zrobić?"),
+        ("", "Was möchten Sie tun?"),  # greeted in German, the deployment's default
+        ("3\n", "What would you like to do?"),
+        ("4\n", "Co chcesz zrobić?"),
     ],
 )
 def test_terminal_onboarding_in_every_language(
     db: str, tmp_path: Path, choice: str, menu: str
 ) -> None:
-    result = run(["chat", "--user", "bob", "--db", db], f"/start\n{choice}\n1\n1\n1\n", tmp_path)
+    result = run(["chat", "--user", "bob", "--db", db], f"/start\n{choice}1\n1\n1\n", tmp_path)
     assert result.returncode == 0 and menu in result.stdout
 
 
@@ -66,7 +66,7 @@ def test_deep_link_flag_preselects_taxi(db: str, tmp_path: Path) -> None:
 
 
 def test_a_new_process_continues_the_dialogue_at_the_same_step(db: str, tmp_path: Path) -> None:
-    first = run(["chat", "--user", "carol", "--db", db], "/start\n3\n", tmp_path)
+    first = run(["chat", "--user", "carol", "--db", db], "/start\n4\n", tmp_path)
     assert "Czy się zgadzasz?" in first.stdout
     second = run(["chat", "--user", "carol", "--db", db], "1\n", tmp_path)
     assert "Jaki jest Twój zawód?" in second.stdout
@@ -77,16 +77,16 @@ def test_report_reaches_the_coordinator_waiting_in_the_terminal(db: str, tmp_pat
     photo.write_bytes(b"\xff\xd8\xff tarpaulin")
     script = "\n".join(
         [
-            "/start", "1", "1", "1", "4",  # German, consent, truck driver, Köln
+            "/start", "1", "1", "4",  # consent, truck driver, Köln
             "/report", "2", "3",  # not urgent, cargo theft
-            "/location 51.1435 7.0267", "1", "A3", "Richtung Oberhausen", "/done",
-            "1", "4", "/skip",  # just now, nothing seen, no description
-            f"/photo {photo}", "1",  # the photo, then "Fertig"
-            "2", "1",  # anonymous, send
+            "Zwei Männer haben die Plane aufgeschnitten",  # in own words
+            "/location 51.1435 7.0267", f"/photo {photo}",
+            "3", "/skip", "/skip", "1", "A3", "Richtung Oberhausen", "/done",  # details
+            "/summary", "2",  # to the summary; send anonymously
         ]
     )  # fmt: skip
     driver = run(["chat", "--user", "driver", "--db", db], script + "\n", tmp_path)
-    assert "SP-" in driver.stdout and "Aktenzeichen" in driver.stdout, driver.stdout[-2000:]
+    assert "SP-" in driver.stdout and "angekommen" in driver.stdout, driver.stdout[-2000:]
     coordinator = run(["chat", "--user", "leitstelle", "--db", db], "2\n", tmp_path)
     assert "Ladungsdiebstahl" in coordinator.stdout
     assert "📍 51.14350, 7.02670" in coordinator.stdout

@@ -126,7 +126,7 @@ async def test_a_database_that_stays_locked_gets_an_apology_and_nothing_is_confi
     await quick_report(chat)
     assert "bitte prüfen" in chat.screen.lower()
     async with database_locked(runtime):
-        replies = await chat.press("Meldung senden")
+        replies = await chat.press("Anonym senden")
     apology = runtime.content.text("de", "core.storage_failed", emergency="110")
     assert [reply.text for reply in replies] == [apology]
     assert all("SP-" not in reply.text for reply in replies)
@@ -134,7 +134,7 @@ async def test_a_database_that_stays_locked_gets_an_apology_and_nothing_is_confi
     # The summary is still there: sending again once the database is back works, once.
     await chat.send("/report")
     assert "bitte prüfen" in chat.screen.lower()
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     assert "SP-" in chat.screen
     assert await counts(runtime) == (1, 1)
 

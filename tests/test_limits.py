@@ -70,7 +70,9 @@ async def test_over_the_limit_told_once_then_silence_until_the_window_passes(
     stored = await logged(runtime)
     [notice] = await eve.send("/tips")
     # In the person's language, without reading the database.
-    assert notice.text == runtime.content.text("en", "core.throttled", emergency="110")
+    assert notice.text == runtime.content.text(
+        "en", "core.throttled", emergency="110", seconds=60
+    )  # what is not read, and for how long
     assert await eve.send("/report") == []
     assert await eve.press_id("tip:~all") == []
     assert await logged(runtime) == stored  # throttled events were not routed or stored
@@ -103,18 +105,18 @@ def test_the_terminal_stays_quiet_while_throttled(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("Bitte langsamer") == 1
-    assert result.stdout.count("(1/5) ==") == 3 and "Traceback" not in result.stderr
+    assert result.stdout.count("sehr viele Nachrichten") == 1
+    assert result.stdout.count("(1/6) ==") == 3 and "Traceback" not in result.stderr
 
 
 async def test_too_long_text_and_arguments_are_refused_with_a_hint(chat: Chat) -> None:
     await start_report(chat)
     limit = 2000
-    [hint, *_, question] = await chat.send("y" * (limit + 1))
-    assert f"höchstens {limit}" in hint.text
-    assert "gerade jetzt" in question.text  # the question again, so the dialogue goes on
-    [hint, *_] = await chat.send("/triage " + "9" * (limit + 1))
-    assert f"höchstens {limit}" in hint.text
+    [answer] = await chat.send("y" * (limit + 1))
+    assert f"höchstens {limit}" in answer.lead
+    assert "gerade jetzt" in answer.text  # the question again, so the dialogue goes on
+    await chat.send("/triage " + "9" * (limit + 1))
+    assert f"höchstens {limit}" in chat.screen
 
 
 async def test_forged_long_choice_and_out_of_range_numbers_get_a_hint(chat: Chat) -> None:
@@ -140,13 +142,12 @@ async def test_files_beyond_the_limit_are_not_taken(
     await start_report(chat)
     await quick_report_until_media(chat)
     await chat.send(f"/photo {photos[0]}")
-    await chat.send(f"/photo {photos[1]}")
-    assert "Erhalten (2 von höchstens 2)" in chat.screen
-    assert "Kontakt" in chat.screen  # the limit reached: on to the next question
+    assert "bitte prüfen" in chat.screen.lower()  # one photo: on to the summary
+    await chat.send(f"/photo {photos[1]}")  # more files join at the summary
+    assert "2 Datei(en) angehängt" in chat.screen and "Anonym senden" in " ".join(chat.labels)
     await chat.send(f"/photo {photos[2]}")
-    assert "Kontakt" in chat.screen and "Erhalten" not in chat.screen
-    await chat.press("anonym")
-    await chat.press("Meldung senden")
+    assert "Mehr als 2 Dateien" in chat.screen and "Anonym senden" in " ".join(chat.labels)
+    await chat.press("Anonym senden")
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None and len(report.answers["media"]) == 2

@@ -21,8 +21,10 @@ async def report_with_planted_values(chat: Chat) -> None:
     await chat.send("/report")
     await chat.press("Nein")
     await chat.press("Verdächtiges Fahrzeug")
+    await chat.press("Überspringen")  # own words
     await chat.send(f"Rastplatz {PLANTED['text']}")
-    await chat.press("Überspringen")
+    await chat.press("Überspringen")  # files
+    await chat.press("Einzelheiten ergänzen")
     await chat.press("Gerade eben")
     await chat.press("Fahrzeuge")
     await chat.press("Transporter")
@@ -31,11 +33,10 @@ async def report_with_planted_values(chat: Chat) -> None:
     await chat.press("Überspringen")  # colour
     await chat.send(PLANTED["plate"])
     await chat.press("Das ist alles")
-    await chat.press("Überspringen")
-    await chat.press("Überspringen")
-    await chat.press("Kontakt erlaubt")
+    await chat.press("Überspringen")  # motorway
+    await chat.press("Überspringen")  # phone
     await chat.share_location(51.1435, 7.0267)  # stray, answered with a hint
-    await chat.press("Meldung senden")
+    await chat.press("Rückfragen erlaubt")
 
 
 async def test_mydata_exports_everything_stored_about_the_person(
@@ -79,7 +80,7 @@ async def test_delete_me_erases_the_person_and_handles_reports_per_config(
     assert PLANTED["plate"] not in json.dumps(audit[0].details)
     # A fresh start works afterwards.
     await chat.send("/start")
-    assert "Sprache wählen" in chat.screen
+    assert "Sind Sie einverstanden?" in chat.screen
 
 
 async def test_logs_at_info_carry_no_texts_plates_or_places(
@@ -98,4 +99,4 @@ async def test_logs_at_info_carry_no_texts_plates_or_places(
 async def quick_report_again(chat: Chat) -> None:
     await chat.send("/report")
     await quick_report(chat)
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")

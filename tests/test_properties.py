@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.core.events import AttachmentKind, Event, EventKind, Location, Reply
-from bot.core.forms import FORMS, MODES
+from bot.core.forms import FORMS
+from bot.core.forms.model import Mode
 from bot.core.i18n import LANGUAGES
 from bot.core.inputs import valid_sender
 from bot.runtime import Runtime
@@ -40,18 +41,21 @@ ROLES = ("truck_driver", "taxi_driver", "station_staff", "police_officer", "othe
 COMMANDS = (
     "start", "menu", "help", "cancel", "report", "myreports", "tips", "alarm", "alerts",
     "settings", "mydata", "delete_me", "triage", "broadcast", "broadcast_status",
-    "broadcasts", "coordinators", "back", "skip", "done", "frobnicate", "x" * 40,
+    "broadcasts", "coordinators", "back", "skip", "done", "unknown", "summary", "details",
+    "reports", "reply", "frobnicate", "x" * 40,
 )  # fmt: skip
 PREFIXES = (
     "rep:", "tri:", "ack:", "f:", "/report", "/", "onb:", "alt:", "alf:", "bcx:", "bcp:",
     "bc:", "set:", "setf:", "priv:", "tip:", "trn:", "rep:~", "rep:urgent:", "tri:1:",
-    "ack:1", "tip:silent_alarm_taxi:", "/triage ", "/coordinators add console ",
+    "ack:1", "tip:silent_alarm_taxi:", "/triage ", "/coordinators add console ", "lang:",
+    "rep:~ok:", "rep:~open:", "repd:", "rpt:", "rrp:", "rrpf:", "/details SP-", "/reply ",
 )  # fmt: skip
-ONBOARD = ["/start", "onb:language:de", "onb:consent:yes", "onb:role:{role}", "onb:region:koeln"]
+MODES = Mode.__args__
+ONBOARD = ["/start", "lang:de", "onb:consent:yes", "onb:role:{role}", "onb:region:koeln"]
 REPORT = [
-    "/report", "rep:urgent:no", "rep:category:cargo_theft", "Rastplatz A3", "rep:~skip",
-    "rep:when:now", "rep:seen:neither", "rep:~skip", "rep:~skip", "rep:contact:anonymous",
-    "rep:~ok",
+    "/report", "rep:urgent:no", "Plane aufgeschlitzt", "Rastplatz A3", "rep:~skip",
+    "rep:~open:details", "rep:when:now", "rep:seen:neither", "rep:~review",
+    "rep:~ok:anonymous",
 ]  # fmt: skip
 REFERENCE = re.compile(r"[A-Z]{1,6}-\d{4}-\d{6}")
 SERIAL = itertools.count(1)
@@ -148,7 +152,7 @@ class Session:
                 return self.event(person, EventKind.CHOICE, choice=prefix + rest)
             case ("press", _, index):
                 shown = self.choices(person)
-                choice = shown[index % len(shown)] if shown else "rep:~ok"
+                choice = shown[index % len(shown)] if shown else "rep:~ok:contact"
                 return self.event(person, EventKind.CHOICE, choice=choice)
             case ("number", _, index):
                 return self.event(person, EventKind.TEXT, text=str(index))

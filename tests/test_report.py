@@ -21,16 +21,13 @@ async def start_report(chat: Chat) -> None:
 
 
 async def quick_report(chat: Chat, category: str = "Ladungsdiebstahl") -> None:
-    """The fewest taps: not urgent, what, where as text, just now, nothing seen, anonymous."""
+    """The fewest taps to the summary: not urgent, a category, no words, the place as
+    text, no photo."""
     await chat.press("Nein")
     await chat.press(category)
+    await chat.press("Überspringen")  # own words
     await chat.send("Rastplatz Ohligser Heide, A3")
-    await chat.press("Überspringen")  # motorway?
-    await chat.press("Gerade eben")
-    await chat.press("Nichts davon")
-    await chat.press("Überspringen")  # description
     await chat.press("Überspringen")  # files
-    await chat.press("anonym")
 
 
 async def outbox_for(runtime: Runtime, chat_id: str) -> list[OutboxMessage]:
@@ -47,12 +44,12 @@ async def test_truck_driver_reports_slashed_tarpaulin_with_location_and_photo(
     await start_report(chat)
     assert "gerade jetzt" in chat.screen
     await chat.press("Nein")
-    await chat.press("Plane aufgeschlitzt")
+    await chat.send("Zwei Männer haben die Plane aufgeschnitten und sind weggefahren.")
     await chat.send("/location 51.1435 7.0267")
-    await chat.press("Ja")  # motorway
-    await chat.send("A3")
-    await chat.send("Richtung Oberhausen")
-    await chat.press("Das ist alles")
+    assert "geparkt" in chat.screen  # safety reminder at the photo step
+    await chat.send(f"/photo {photo}")
+    assert "bitte prüfen" in chat.screen.lower()
+    await chat.press("Einzelheiten ergänzen")
     await chat.press("Heute, früher")
     now = datetime.now(ZoneInfo("Europe/Berlin"))
     # Half an hour ago, but still today (just after midnight: midnight itself).
@@ -62,24 +59,24 @@ async def test_truck_driver_reports_slashed_tarpaulin_with_location_and_photo(
     await chat.press("Transporter")
     await chat.send("Mercedes")
     await chat.press("Das ist alles")
-    await chat.send("Zwei Männer haben die Plane aufgeschnitten und sind weggefahren.")
-    assert "geparkt" in chat.screen  # safety reminder at the photo step
-    await chat.send(f"/photo {photo}")
-    assert "Erhalten (1" in chat.screen
-    await chat.press("Fertig")
-    await chat.press("Kontakt erlaubt")
+    await chat.press("Ja")  # motorway
+    await chat.send("A3")
+    await chat.send("Richtung Oberhausen")
+    await chat.press("Das ist alles")
+    await chat.send("+49 170 1234567")  # phone
     assert "bitte prüfen" in chat.screen.lower()
     assert "A3" in chat.screen and "Mercedes" in chat.screen and "1 Datei" in chat.screen
-    await chat.press("Meldung senden")
+    await chat.press("Rückfragen erlaubt")
 
     year = datetime.now().year
     assert f"SP-{year}-000001" in chat.screen
-    assert "ersetzt nicht die 110" in chat.screen
+    assert "110" in chat.screen
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None and report.category == "cargo_theft" and report.contact_allowed
     assert report.answers["place"] == {"lat": 51.1435, "lon": 7.0267}
     assert report.answers["road"] == "A3" and report.answers["make"] == "Mercedes"
+    assert report.answers["description"].startswith("Zwei Männer")
     stored = runtime.core.media.path_for(report.answers["media"][0]["sha256"])
     assert stored.read_bytes() == photo.read_bytes()
     assert report.answers["media"][0]["file_name"] == "plane.jpg"
@@ -91,6 +88,7 @@ async def test_truck_driver_reports_slashed_tarpaulin_with_location_and_photo(
     view = delivered.payload[0]
     assert f"SP-{year}-000001" in view["title"]
     assert "Mercedes" in view["text"] and "openstreetmap.org" in view["text"]
+    assert "+49 170 1234567" in view["text"]  # contact allowed: the phone is shown
     assert view["location"] == [51.1435, 7.0267]
     assert view["attachments"][0]["sha256"] == report.answers["media"][0]["sha256"]
     assert delivered.status == "sent"
@@ -100,9 +98,10 @@ async def test_quick_report_takes_few_taps_and_names_110(chat: Chat, runtime: Ru
     await start_report(chat)
     await quick_report(chat)
     assert "bitte prüfen" in chat.screen.lower()
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     assert "SP-" in chat.screen and "110" in chat.screen
-    assert len(await outbox_for(runtime, "leitstelle")) == 1
+    [delivered] = await outbox_for(runtime, "leitstelle")
+    assert "anonym" in delivered.payload[0]["text"]
 
 
 async def test_emergency_branch_shows_the_number_first(chat: Chat, runtime: Runtime) -> None:
@@ -118,8 +117,8 @@ async def test_emergency_branch_shows_the_number_first(chat: Chat, runtime: Runt
 @pytest.mark.parametrize(
     ("language", "question", "confirm", "thanks"),
     [
-        ("English", "happening right now", "Send report", "Your report has the reference"),
-        ("Polski", "dzieje się teraz", "Wyślij zgłoszenie", "Twoje zgłoszenie ma numer"),
+        ("English", "happening right now", "Send anonymously", "Your report SP-"),
+        ("Polski", "dzieje się teraz", "Wyślij anonimowo", "Twoje zgłoszenie SP-"),
     ],
 )
 async def test_report_in_english_and_polish(
@@ -130,13 +129,9 @@ async def test_report_in_english_and_polish(
     assert question in chat.screen
     await chat.send("2")  # no
     await chat.send("2")  # suspicious vehicle
+    await chat.send("/skip")  # own words
     await chat.send("Parking Ohligser Heide")
-    await chat.send("/skip")  # motorway
-    await chat.send("1")  # just now
-    await chat.send("4")  # neither
-    await chat.send("/skip")
-    await chat.send("/skip")
-    await chat.send("2")  # anonymous
+    await chat.send("/skip")  # files
     await chat.press(confirm)
     assert thanks in chat.screen
 
@@ -148,25 +143,22 @@ async def test_back_skip_and_edit_from_the_summary(chat: Chat, runtime: Runtime)
     await chat.press("Zurück")
     assert "Was haben Sie beobachtet?" in chat.screen
     await chat.press("GPS-Sender")
+    await chat.press("Überspringen")
     await chat.send("Autohof Lippetal")
     await chat.press("Überspringen")
-    await chat.press("Gerade eben")
-    await chat.press("Nichts davon")
-    await chat.press("Überspringen")
-    await chat.press("Überspringen")
-    await chat.press("anonym")
     assert "GPS-Sender" in chat.screen
     await chat.press("Ändern")
     await chat.press("Ort")
     await chat.send("Autohof Hamm-Uentrop")
     assert "Autohof Hamm-Uentrop" in chat.screen and "Lippetal" not in chat.screen
-    await chat.press("Ändern")
-    await chat.press("Gesehen")
+    await chat.press("Einzelheiten ergänzen")
+    await chat.press("Überspringen")  # when
     await chat.press("Personen")  # a new branch: its questions are asked, then the summary
     await chat.send("2")
     await chat.press("Das ist alles")
+    await chat.press("Zur Übersicht")
     assert "Personen: 2" in chat.screen
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None
@@ -174,17 +166,26 @@ async def test_back_skip_and_edit_from_the_summary(chat: Chat, runtime: Runtime)
     assert report.answers["person_count"] == 2 and report.category == "gps_tracker"
 
 
-async def test_unknown_is_an_answer_and_cancel_sends_nothing(chat: Chat, runtime: Runtime) -> None:
+async def test_unknown_is_an_answer_and_cancel_asks_first_and_sends_nothing(
+    chat: Chat, runtime: Runtime
+) -> None:
     await start_report(chat)
     await chat.press("Nein")
     await chat.press("Person")
+    await chat.send("Zwei Männer an der Zapfsäule")
     await chat.send("Tankstelle Kamen")
-    await chat.press("Überspringen")
+    await chat.press("Überspringen")  # files
+    await chat.press("Einzelheiten ergänzen")
     await chat.press("Gerade eben")
     await chat.press("Personen")
     await chat.press("Weiß nicht")  # how many
     assert "Geschlecht" in chat.screen
     await chat.press("Abbrechen")
+    assert "verwerfen" in chat.screen.lower()  # asked once: a report with content
+    await chat.press("Nein, weiter")
+    assert "Geschlecht" in chat.screen  # nothing lost
+    await chat.send("/cancel")
+    await chat.press("Ja, verwerfen")
     assert "nichts gesendet" in chat.screen
     assert await outbox_for(runtime, "leitstelle") == []
 
@@ -193,8 +194,10 @@ async def test_future_time_is_refused_with_a_hint(chat: Chat) -> None:
     await start_report(chat)
     await chat.press("Nein")
     await chat.press("Person")
+    await chat.press("Überspringen")
     await chat.send("Köln Hbf")
     await chat.press("Überspringen")
+    await chat.press("Einzelheiten ergänzen")
     await chat.press("Anderer Tag")
     tomorrow = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=1)
     await chat.send(tomorrow.strftime("%d.%m.%Y %H:%M"))
@@ -224,12 +227,9 @@ async def test_photo_over_the_size_limit_is_refused(
 async def quick_report_until_media(chat: Chat) -> None:
     await chat.press("Nein")
     await chat.press("Sonstiges")
+    await chat.press("Überspringen")
     await chat.send("A1 Parkplatz Rieselfeld")
-    await chat.press("Überspringen")
-    await chat.press("Gerade eben")
-    await chat.press("Nichts davon")
-    await chat.press("Überspringen")
-    assert "Fotos" in chat.screen
+    assert "Foto" in chat.screen
 
 
 async def test_half_finished_report_survives_a_restart(runtime: Runtime) -> None:
@@ -237,12 +237,13 @@ async def test_half_finished_report_survives_a_restart(runtime: Runtime) -> None
     await start_report(chat)
     await chat.press("Nein")
     await chat.press("Person")
+    await chat.press("Überspringen")
     async with open_runtime(runtime.settings) as restarted:
         again = Chat(restarted.core, "driver")
         await again.send("Tankstelle Unna")
-        assert "Autobahn" in again.screen  # the next question after the place
+        assert "Foto" in again.screen  # the next question after the place
         await again.send("/report")
-        assert "noch offen" in again.screen and "Autobahn" in again.screen
+        assert "noch offen" in again.screen and "Foto" in again.screen
 
 
 async def test_concurrent_submissions_get_distinct_references(runtime: Runtime) -> None:
@@ -250,7 +251,7 @@ async def test_concurrent_submissions_get_distinct_references(runtime: Runtime) 
     for chat in chats:
         await start_report(chat)
         await quick_report(chat)
-    await asyncio.gather(*(chat.press("Meldung senden") for chat in chats))
+    await asyncio.gather(*(chat.press("Anonym senden") for chat in chats))
     async with runtime.sessions() as session:
         references = (await session.scalars(select(Report.reference))).all()
     assert len(references) == 6 and len(set(references)) == 6
@@ -262,17 +263,14 @@ async def test_triage_changes_status_and_notifies_the_reporter(
 ) -> None:
     await start_report(chat)
     await quick_report(chat)
-    await chat.press("Ändern")
-    await chat.press("Kontakt")
-    await chat.press("Kontakt erlaubt")
-    await chat.press("Meldung senden")
+    await chat.press("Rückfragen erlaubt")
 
     coordinator = Chat(runtime.core, "leitstelle")
     await coordinator.console.show_waiting()
     await coordinator.send("2")  # "An Polizei gegeben", typed as in the terminal
     assert "an die Polizei gegeben" in coordinator.screen
-    # The other statuses stay one tap away.
-    assert coordinator.labels == ["👀 Gesehen", "📁 Abschließen"]
+    # The other statuses stay one tap away, and the reporter can be answered.
+    assert coordinator.labels == ["👀 Gesehen", "📁 Abschließen", "↩️ Meldende Person antworten"]
     await coordinator.send(f"/triage SP-{datetime.now().year}-000001 closed")
     await coordinator.send("Täter gefasst")
     assert "abgeschlossen" in coordinator.screen
@@ -293,7 +291,7 @@ async def test_triage_changes_status_and_notifies_the_reporter(
 async def test_anonymous_reporter_is_not_notified(chat: Chat, runtime: Runtime) -> None:
     await start_report(chat)
     await quick_report(chat)
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     coordinator = Chat(runtime.core, "leitstelle")
     await coordinator.console.show_waiting()
     await coordinator.send("1")
@@ -304,7 +302,7 @@ async def test_anonymous_reporter_is_not_notified(chat: Chat, runtime: Runtime) 
 async def test_non_coordinator_cannot_triage(chat: Chat, runtime: Runtime) -> None:
     await start_report(chat)
     await quick_report(chat)
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None
@@ -325,7 +323,7 @@ async def test_report_limit_answers_politely(chat: Chat, runtime: Runtime) -> No
     runtime.settings.limits.reports_per_hour = 1
     await start_report(chat)
     await quick_report(chat)
-    await chat.press("Meldung senden")
+    await chat.press("Anonym senden")
     await chat.send("/report")
     assert "schon 1 Meldungen" in chat.screen and "110" in chat.screen
 
@@ -338,8 +336,7 @@ async def test_free_text_starts_a_report(chat: Chat) -> None:
 
 async def test_report_before_onboarding_onboards_then_continues(chat: Chat) -> None:
     await chat.send("/report")
-    assert "Sprache wählen" in chat.screen
-    await chat.press("Deutsch")
+    assert "Sind Sie einverstanden?" in chat.screen
     await chat.press("✅")
     await chat.press("Lkw")
     await chat.press("Köln")

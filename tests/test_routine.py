@@ -40,7 +40,7 @@ async def test_daily_digest_lists_new_reports_once_a_day(
     await driver.onboard()
     await driver.send("/report")
     await quick_report(driver)
-    await driver.press("Meldung senden")
+    await driver.press("Anonym senden")
     assert await daily_digest() == 1
     assert await daily_digest() == 0  # the same day again: nothing twice
     [digest] = await notices_to(runtime, "leitstelle")
@@ -81,15 +81,10 @@ async def test_media_past_retention_is_deleted(
     await driver.send("/report")
     await driver.press("Nein")
     await driver.press("Sonstiges")
+    await driver.press("Überspringen")
     await driver.send("Parkplatz")
-    await driver.press("Überspringen")
-    await driver.press("Gerade eben")
-    await driver.press("Nichts davon")
-    await driver.press("Überspringen")
     await driver.send(f"/photo {photo}")
-    await driver.press("Fertig")
-    await driver.press("anonym")
-    await driver.press("Meldung senden")
+    await driver.press("Anonym senden")
     async with runtime.sessions() as session:
         [stored] = (await session.scalars(select(Media))).all()
     path = runtime.core.media.path_for(stored.sha256)

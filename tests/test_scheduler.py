@@ -83,7 +83,7 @@ async def test_purge_and_report_reminder(runtime: Runtime) -> None:
             state = await session.scalar(select(DialogueState))
         assert notice is not None and state is not None and state.flow == "rep"
         ids = [choice[0] for choice in notice.payload[0]["choices"]]
-        assert ids == ["/report", "/cancel"]
+        assert ids == ["/report", "rep:~discard"]
 
         far = utcnow() + timedelta(days=runtime.settings.retention.conversation_days + 1)
         counts = await purge(now=far)

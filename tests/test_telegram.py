@@ -130,7 +130,7 @@ async def press(
 async def onboard(server: BotApiServer, user: int = USER) -> SentMessage:
     server.send_text(user, "/start")
     question = await with_buttons(server, user)
-    for label in ("Deutsch", "✅", "Lkw", "Köln"):
+    for label in ("✅", "Lkw", "Köln"):
         question = await press(server, question, label, user)
     return question  # the menu
 
@@ -140,12 +140,11 @@ async def report_until_media(server: BotApiServer) -> SentMessage:
     await onboard(server)
     server.send_text(USER, "/report")
     question = await press(server, await with_buttons(server), "Nein")  # not happening now
-    controls = await press(server, question, "Ladungsdiebstahl")
+    words = await press(server, question, "Ladungsdiebstahl")
+    controls = await press(server, words, "Überspringen")  # no words
+    assert controls.plain_text == "Oder:"  # the place: the location keyboard, then controls
     server.send_location(USER, 51.1435, 7.0267)
-    question = await with_buttons(server)  # motorway?
-    assert controls.plain_text == "Oder:"
-    for label in ("Überspringen", "Gerade eben", "Nichts davon", "Überspringen"):
-        question = await press(server, question, label)
+    question = await with_buttons(server)
     assert "Foto" in text_of(question)
     return question
 
@@ -215,23 +214,26 @@ async def test_onboarding_with_buttons_removes_each_pressed_keyboard(
 ) -> None:
     await bot.start()
     server.send_text(USER, "/start", language_code="de")
-    language = await with_buttons(server)
+    consent = await with_buttons(server)
     hello = server.messages_to(USER)[0]
     assert "110" in text_of(hello) and hello.parse_mode == "HTML"
-    rows = (language.reply_markup or {})["inline_keyboard"]
-    assert [len(row) for row in rows] == [2, 2], "short labels: two buttons per row"
+    rows = (consent.reply_markup or {})["inline_keyboard"]
+    assert [len(row) for row in rows] == [2, 2, 1], "short labels: two buttons per row"
+    assert "Sind Sie einverstanden?" in text_of(consent)  # German, as Telegram reported
 
-    pressed = [language]
-    question = await press(server, language, "Deutsch")
-    for label in ("✅", "Lkw", "Köln"):
-        pressed.append(question)
+    pressed: list[tuple[SentMessage, str]] = []
+    question = consent
+    for label, shown in (("✅", "✓ ✅ Einverstanden"), ("Lkw", "✓ 🚚 Lkw"), ("Köln", "✓ Köln")):
+        pressed.append((question, shown))
         question = await press(server, question, label)
 
     menu = question
-    assert text_of(menu).startswith("Menü\n") and menu.entities[0]["type"] == "bold"
-    for message in pressed:
+    assert text_of(menu).startswith("Danke, alles eingerichtet.\n\nMenü\n"), "one message"
+    assert menu.entities[0]["type"] == "bold"
+    for message, shown in pressed:
         assert message.inline_buttons == [] and message.edited, "a pressed keyboard is removed"
-    assert [answer.user_id for answer in server.callback_answers] == [USER] * 4
+        assert shown in text_of(message), "the choice is shown in place"
+    assert [answer.user_id for answer in server.callback_answers] == [USER] * 3
     user = await telegram_user(runtime)
     assert (user.role, user.region, user.chat_id) == ("truck_driver", "koeln", str(USER))
     assert user.consent_at is not None
@@ -257,18 +259,14 @@ async def test_report_with_location_and_photo_reaches_the_coordinator_group_and_
     place = next(m for m in server.messages_to(USER) if "Wo war das" in text_of(m))
     keyboard = (place.reply_markup or {})["keyboard"]
     assert keyboard[0][0]["request_location"] is True
-    motorway = next(m for m in server.messages_to(USER) if "Autobahn" in text_of(m))
-    assert motorway.history[0]["reply_markup"] == {"remove_keyboard": True}
+    media = next(m for m in server.messages_to(USER) if "Foto" in text_of(m))
+    assert media.history[0]["reply_markup"] == {"remove_keyboard": True}
 
     server.send_photo(USER, picture)
-    received = await server.wait_for_message(USER, lambda m: "Erhalten (1" in text_of(m))
-    question = await with_buttons(server)
-    assert received.message_id < question.message_id
+    question = await server.wait_for_message(USER, lambda m: "bitte prüfen" in text_of(m).lower())
+    assert "1 Datei" in text_of(question)
     assert any(action.chat_id == USER for action in server.chat_actions), "typing… shown"
-    question = await press(server, question, "Fertig")
-    question = await press(server, question, "Kontakt erlaubt")
-    assert "bitte prüfen" in text_of(question).lower()
-    thanks = await press(server, question, "Meldung senden")
+    thanks = await press(server, question, "Rückfragen erlaubt")
     found = re.search(r"SP-\d{4}-\d{6}", text_of(thanks))
     assert found is not None
     reference = found[0]
@@ -281,6 +279,7 @@ async def test_report_with_location_and_photo_reaches_the_coordinator_group_and_
     assert location.reply_to_message_id == card.message_id == photo.reply_to_message_id
     assert photo.file is not None and photo.file.data == picture
     labels = [label for _, label in runtime.content.options("de", "triage")]
+    labels.append(runtime.content.text("de", "triage.reply"))  # contact allowed
     assert [found["text"] for found in card.inline_buttons] == labels
 
     # Someone in the group who is not a coordinator cannot take the buttons away.
@@ -309,12 +308,11 @@ async def test_photo_over_the_size_limit_is_refused_before_downloading(
     assert len(big) > 20_000
     server.send_photo(USER, big)
     hint = await server.wait_for_message(USER, lambda m: "zu groß" in text_of(m))
-    assert "MB" in text_of(hint)
-    question = await with_buttons(server)
-    assert "Foto" in text_of(question)
+    assert "20 MB" in text_of(hint)
+    assert "Foto" in text_of(hint) and hint.inline_buttons  # the question again, at once
     assert len([call for call in server.calls if call.method == "getFile"]) == downloads
     server.send_photo(USER, png(20, 20))
-    await server.wait_for_message(USER, lambda m: "Erhalten (1" in text_of(m))
+    await server.wait_for_message(USER, lambda m: "bitte prüfen" in text_of(m).lower())
 
 
 async def test_tips_and_the_silent_alarm_guide_in_one_message(
@@ -333,7 +331,8 @@ async def test_tips_and_the_silent_alarm_guide_in_one_message(
 
     server.send_text(USER, "/start alarm")  # the deep link
     again = await with_buttons(server)
-    assert text_of(again) == text_of(card)
+    assert text_of(again) == f"{title}\n{guide.cards[0]}"
+    assert "✓" in text_of(card)  # the first card, pressed, shows what was picked
 
     server.send_text(USER, "/tips")
     topics = await with_buttons(server)
@@ -346,9 +345,12 @@ async def test_tips_and_the_silent_alarm_guide_in_one_message(
 async def test_unsupported_content_is_answered(bot: Harness, server: BotApiServer) -> None:
     await bot.start()
     server.send_sticker(USER)
-    assert "kann ich hier nicht lesen" in text_of(await server.wait_for_message(USER))
+    answer = await server.wait_for_message(USER)
+    assert "kann ich hier nicht verwenden" in text_of(answer) and answer.inline_buttons
     server.send_contact(USER)
-    assert "kann ich hier nicht lesen" in text_of(await server.wait_for_message(USER))
+    answer = await server.wait_for_message(USER)
+    assert "kann ich hier nicht verwenden" in text_of(answer)
+    assert len(server.messages_to(USER)) == 2, "one message per answer"
 
 
 async def test_in_groups_only_commands_and_replies_to_the_bot_are_answered(
@@ -552,8 +554,7 @@ async def test_a_restart_mid_dialogue_continues_at_the_same_step_exactly_once(
 ) -> None:
     await bot.start()
     server.send_text(USER, "/start")
-    language = await with_buttons(server)
-    consent = await press(server, language, "Deutsch")
+    language = consent = await with_buttons(server)
     await bot.stop()
 
     # Pressed while the bot is down; a new process on the same database picks it up.
@@ -567,9 +568,9 @@ async def test_a_restart_mid_dialogue_continues_at_the_same_step_exactly_once(
         await bot.stop()
 
     texts = [text_of(m) for m in server.messages_to(USER)]
-    for question in (language, consent, role, region):
+    for question in (consent, role, region):
         assert texts.count(text_of(question)) == 1, "no update was handled twice"
-    assert consent.inline_buttons == []
+    assert consent.inline_buttons == [] and language is consent
     assert server.pending_updates() == []
     user = await telegram_user(runtime)
     async with runtime.sessions() as session:
@@ -578,4 +579,4 @@ async def test_a_restart_mid_dialogue_continues_at_the_same_step_exactly_once(
             .select_from(ConversationEntry)
             .where(ConversationEntry.user_id == user.id, ConversationEntry.direction == "in")
         )
-    assert inbound == 4  # /start, language, consent, role
+    assert inbound == 3  # /start, consent, role

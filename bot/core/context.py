@@ -44,6 +44,9 @@ class Context:
     log: list[dict[str, Any]] = field(default_factory=list)
     # Set when the person's data was just erased: nothing more is stored for this event.
     erased: bool = False
+    # Set once the open dialogue has shown its question (or answered) for this event; when
+    # not, the Core shows it again after the other answer (an interruption).
+    question_shown: bool = False
     _session: AsyncSession | None = None
 
     @property
@@ -130,6 +133,13 @@ class Context:
         self.replies.append(reply)
         return reply
 
+    def toast(self, text: str) -> Reply:
+        """A short notice about the event itself (a stale button): Telegram shows it on the
+        pressed button, elsewhere it is a message."""
+        reply = Reply(text=text, toast=True)
+        self.replies.append(reply)
+        return reply
+
     # -- dialogue state -------------------------------------------------------------------
 
     @property
@@ -173,9 +183,13 @@ class Context:
             replies=replies,
         )
 
-    def coordinator_destinations(self) -> list[Destination]:
-        return self.core.coordinator_destinations()
+    async def coordinator_destinations(self) -> list[Destination]:
+        return await self.core.coordinator_destinations(self.session)
 
     async def run_command(self, name: str, args: str = "") -> None:
         """Run another command's handler as if the person had typed it."""
         await self.core.run_command(self, name, args)
+
+    async def run_choice(self, choice: str) -> None:
+        """Handle a choice as if the person had pressed it."""
+        await self.core.run_choice(self, choice)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -89,14 +90,22 @@ class Event:
     language_hint: str = ""
     is_group: bool = False
     platform_event_id: str = ""
+    # How coordinators can reach the sender on their platform ("@name", a Matrix id), if
+    # the sender allows contact; never shown otherwise.
+    sender_handle: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """A button (Telegram) or a numbered option (Matrix, terminal)."""
+    """A button (Telegram) or a numbered option (Matrix, terminal).
+
+    A control (back, skip, cancel, ...) names the `command` that does the same: where
+    options are numbered, controls are offered as that command, never as a number, so a
+    number typed at a question is always an answer."""
 
     id: str
     label: str
+    command: str = ""
 
 
 @dataclass(slots=True)
@@ -109,12 +118,19 @@ class Reply:
     request_location: bool = False
     location: Location | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    # A short notice about the event itself ("That option is no longer valid"): Telegram
+    # shows it as the pressed button's toast; elsewhere it is an ordinary message.
+    toast: bool = False
+    # Text shown before the title: what an answer said before its question ("Saved."),
+    # so that one answer is one message.
+    lead: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "title": self.title,
-            "choices": [[c.id, c.label] for c in self.choices],
+            "lead": self.lead,
+            "choices": [[c.id, c.label, c.command] for c in self.choices],
             "request_location": self.request_location,
             "location": None
             if self.location is None
@@ -128,11 +144,43 @@ class Reply:
         return cls(
             text=str(data.get("text", "")),
             title=str(data.get("title", "")),
-            choices=[Choice(str(i), str(label)) for i, label in data.get("choices", [])],
+            lead=str(data.get("lead", "")),
+            choices=[Choice(*(str(part) for part in item[:3])) for item in data.get("choices", [])],
             request_location=bool(data.get("request_location", False)),
             location=None if location is None else Location(*location),
             attachments=[Attachment.from_json(a) for a in data.get("attachments", [])],
         )
+
+
+def merged(replies: list[Reply]) -> list[Reply]:
+    """The replies as few messages as their content allows: a plain text (no title, no
+    choices, no place, no files) goes on top of the reply after it."""
+    found: list[Reply] = []
+    waiting: list[str] = []
+    for reply in replies:
+        if reply.toast:
+            found.append(reply)
+            continue
+        plain = not (
+            reply.title
+            or reply.choices
+            or reply.location
+            or reply.attachments
+            or reply.request_location
+            or reply.lead
+        )
+        if plain and reply.text:
+            waiting.append(reply.text)
+            continue
+        if waiting:
+            reply = dataclasses.replace(
+                reply, lead="\n\n".join(filter(None, [*waiting, reply.lead]))
+            )
+            waiting = []
+        found.append(reply)
+    if waiting:
+        found.append(Reply("\n\n".join(waiting)))
+    return found
 
 
 def parse_command(text: str, prefixes: str = "/") -> tuple[str, str] | None:

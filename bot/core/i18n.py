@@ -12,9 +12,12 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from babel import negotiate_locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_skeleton, format_time
 
 LANGUAGES = ("de", "en", "pl")
+# Formatting locales: unambiguous, European day-month order everywhere ("5 Nov 2026, 09:10";
+# plain "en" would give the US "11/5/26, 9:10 AM").
+LOCALES = {"de": "de_DE", "en": "en_GB", "pl": "pl_PL"}
 DEFAULT_CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
 
 
@@ -98,6 +101,12 @@ class Content:
         if not isinstance(meta, dict) or not isinstance(meta.get("topics"), dict):
             raise ContentError("topics.yaml: expected 'topics:' mapping")
         self.topic_meta: dict[str, dict[str, Any]] = meta["topics"]
+        menus = _load_yaml(self.directory / "menus.yaml")
+        if not isinstance(menus, dict) or not isinstance(menus.get("menus"), dict):
+            raise ContentError("menus.yaml: expected 'menus:' mapping")
+        self.menus: dict[str, list[str]] = {
+            str(role): [str(entry) for entry in entries] for role, entries in menus["menus"].items()
+        }
 
     def language(self, lang: str | None) -> str:
         return lang if lang in LANGUAGES else self.default_language
@@ -120,6 +129,10 @@ class Content:
 
     def label(self, lang: str, key: str, option_id: str) -> str:
         return dict(self.options(lang, key)).get(option_id, option_id)
+
+    def menu(self, role: str) -> list[str]:
+        """The menu entries (commands) for a role, in order."""
+        return self.menus.get(role) or self.menus.get("default", [])
 
     def keywords(self, key: str) -> list[tuple[str, str]]:
         """(language, keyword) pairs of intent `key`, all languages."""
@@ -147,7 +160,10 @@ class Content:
         )
 
     def format_when(self, lang: str, moment: datetime, tz: ZoneInfo) -> str:
-        return format_datetime(moment, format="short", tzinfo=tz, locale=self.language(lang))
+        """A date and time with the month's name and a 24-hour clock: "5 Nov 2026, 09:10"."""
+        locale = LOCALES[self.language(lang)]
+        day = format_skeleton("yMMMd", moment, tzinfo=tz, locale=locale)
+        return f"{day}, {format_time(moment, 'HH:mm', tzinfo=tz, locale=locale)}"
 
     def format_date_text(self, lang: str, iso_day: str) -> str:
         """An ISO date from content metadata, in the reader's format."""
@@ -157,7 +173,7 @@ class Content:
             return iso_day
 
     def format_date(self, lang: str, day: date) -> str:
-        return format_date(day, format="medium", locale=self.language(lang))
+        return format_skeleton("yMMMd", day, locale=LOCALES[self.language(lang)])
 
 
 def negotiate_language(hint: str, default: str = "de") -> str:

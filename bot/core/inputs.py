@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
-from bot.core.events import Event, EventKind
+from bot.core.events import Choice, Event, EventKind
 
 # Choice ids are made by the bot and fit Telegram's callback data (64 bytes); anything
 # longer was not made by the bot.
@@ -61,25 +62,56 @@ def forged_choice(event: Event) -> bool:
     return event.kind is EventKind.CHOICE and len(event.choice.encode()) > CHOICE_LIMIT
 
 
+# The open step wants typed input: a number typed there is the answer, not an option.
+TYPED_INPUTS = frozenset({"text", "number", "time", "datetime", "location"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shown:
+    """A choice as last shown to a person: numbered where there are no buttons, or a
+    control offered as its command, or (an alert's button during a dialogue) by label only."""
+
+    id: str
+    label: str
+    command: str = ""
+    numbered: bool = True
+
+    def dump(self) -> list[Any]:
+        return [self.id, self.label, self.command, self.numbered]
+
+    @classmethod
+    def load(cls, item: Any) -> Shown:
+        parts = list(item)
+        command = str(parts[2]) if len(parts) > 2 else ""
+        numbered = bool(parts[3]) if len(parts) > 3 else not command
+        return cls(str(parts[0]), str(parts[1]), command, numbered)
+
+
+def shown(choices: Iterable[Choice], numbered: bool = True) -> list[list[Any]]:
+    """What to remember of the choices of a reply (controls are never numbered)."""
+    return [Shown(c.id, c.label, c.command, numbered and not c.command).dump() for c in choices]
+
+
 def resolve_choice(event: Event, shown_choices: list[Any], data: dict[str, Any]) -> Event:
     """Turn a typed number or label back into the choice last shown."""
     if event.kind is not EventKind.TEXT or not shown_choices:
         return event
+    entries = [Shown.load(item) for item in shown_choices]
     text = event.text.casefold()
-    shown = [(str(cid), str(label)) for cid, label in shown_choices]
-    expects_number = data.get("input") == "number"
-    expects_choice = data.get("input", "") in ("", "choice", "multi")
-    if text.isascii() and text.isdigit() and not expects_number:
+    expects = str(data.get("input", ""))
+    typed = expects in TYPED_INPUTS
+    numbered = [entry for entry in entries if entry.numbered]
+    if text.isascii() and text.isdigit():
         index = int(text) - 1 if len(text) <= NUMBER_DIGITS else -1
-        if 0 <= index < len(shown):
-            return dataclasses.replace(event, kind=EventKind.CHOICE, choice=shown[index][0])
+        if not typed and 0 <= index < len(numbered):
+            return dataclasses.replace(event, kind=EventKind.CHOICE, choice=numbered[index].id)
         return event
-    for cid, label in shown:
-        if text in (label.casefold(), _bare(label).casefold()):
-            return dataclasses.replace(event, kind=EventKind.CHOICE, choice=cid)
+    for entry in entries:
+        if text in (entry.label.casefold(), _bare(entry.label).casefold()):
+            return dataclasses.replace(event, kind=EventKind.CHOICE, choice=entry.id)
     # A word typed that only one label contains ("köln" for "Cologne (Köln)").
-    if len(text) >= 3 and expects_choice:
-        found = [cid for cid, label in shown if text in _words(label)]
+    if len(text) >= 3 and expects in ("", "choice", "multi"):
+        found = [entry.id for entry in numbered if text in _words(entry.label)]
         if len(found) == 1:
             return dataclasses.replace(event, kind=EventKind.CHOICE, choice=found[0])
     return event

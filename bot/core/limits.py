@@ -69,6 +69,13 @@ class FloodGate:
         record.warned = True
         return Verdict.WARN
 
+    def seconds_left(self, key: tuple[str, str]) -> float:
+        """How long until the person's next event is read again."""
+        record = self._windows.get(key)
+        if record is None or not record.times:
+            return 0.0
+        return max(0.0, record.times[0] + self.window - self.clock())
+
     def remember_language(self, key: tuple[str, str], language: str) -> None:
         """The person's language, for the one throttle notice (which reads no database)."""
         record = self._windows.get(key)

@@ -30,6 +30,16 @@ class CommandSpec:
     roles: frozenset[str] | None = None
     # Shown in command menus (Telegram set_my_commands); coordinator ones only to coordinators.
     listed: bool = True
+    # Free text that names this command by one of its keywords ("intents" in content) is
+    # handed over whole as the arguments when it says more than the keyword ("Zwei Männer
+    # schneiden die Plane auf" starts a report with that description).
+    takes_text: bool = False
+    # Between commands whose keywords a text contains, the higher rank wins (asking for
+    # tips beats describing an observation); then the longer keyword.
+    rank: int = 1
+    # Keywords count only in texts of at most this many words (0: any): "Hilfe!" opens the
+    # help, "Hilfe, jemand bricht in meinen Lkw ein" is an observation.
+    intent_words: int = 0
 
 
 @dataclass
@@ -40,18 +50,34 @@ class Router:
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     choices: dict[str, Handler] = field(default_factory=dict)
     flows: dict[str, Handler] = field(default_factory=dict)
+    # How a flow shows its open question again after something else was answered.
+    resumers: dict[str, Handler] = field(default_factory=dict)
     text_matchers: list[TextMatcher] = field(default_factory=list)
     gate: Handler | None = None
     fallback: Handler | None = None
     # The access table (see bot/core/access.py); one router of the composition carries it.
     access: Mapping[str, Rule] = field(default_factory=dict)
 
-    def command(self, *names: str, listed: bool = True) -> Callable[[Handler], Handler]:
+    def command(
+        self,
+        *names: str,
+        listed: bool = True,
+        takes_text: bool = False,
+        rank: int = 1,
+        intent_words: int = 0,
+    ) -> Callable[[Handler], Handler]:
         """Handle `/name` (and aliases); who may use it is said in the access table."""
 
         def register(handler: Handler) -> Handler:
             for index, name in enumerate(names):
-                self.commands[name] = CommandSpec(name, handler, listed=listed and index == 0)
+                self.commands[name] = CommandSpec(
+                    name,
+                    handler,
+                    listed=listed and index == 0,
+                    takes_text=takes_text,
+                    rank=rank,
+                    intent_words=intent_words,
+                )
             return handler
 
         return register
@@ -65,11 +91,14 @@ class Router:
 
         return register
 
-    def flow(self, name: str) -> Callable[[Handler], Handler]:
-        """Handle every event while the dialogue `name` is active."""
+    def flow(self, name: str, resume: Handler | None = None) -> Callable[[Handler], Handler]:
+        """Handle every event while the dialogue `name` is active; `resume` shows its open
+        question again after an interruption (an alert, /tips, a notice)."""
 
         def register(handler: Handler) -> Handler:
             self.flows[name] = handler
+            if resume is not None:
+                self.resumers[name] = resume
             return handler
 
         return register

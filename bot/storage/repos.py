@@ -259,6 +259,19 @@ async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+_GRANTED = select(_USERS.c.transport, _USERS.c.platform_id, _USERS.c.chat_id).where(
+    _USERS.c.coordinator.is_(True), _USERS.c.active.is_(True)
+)
+
+
+async def granted_coordinators(
+    connection: AsyncConnection | AsyncSession,
+) -> list[tuple[str, str, str]]:
+    """(transport, platform id, private chat id) of the coordinators added by an admin."""
+    rows = await connection.execute(_GRANTED)
+    return [(str(t), str(p), str(c or "")) for t, p, c in rows.all()]
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 
@@ -296,6 +309,13 @@ async def queue_outbox(
     session.add(message)
     await session.flush()
     return message
+
+
+async def outbox_key_taken(session: AsyncSession, dedupe_key: str) -> bool:
+    found = await session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key[:128]).limit(1)
+    )
+    return found is not None
 
 
 async def pending_outbox(

@@ -32,7 +32,7 @@ FILE_COMMANDS = {
 
 def render(reply: Reply) -> str:
     """A reply as terminal text."""
-    lines = []
+    lines = [reply.lead, ""] if reply.lead else []
     if reply.title:
         lines.append(f"== {reply.title.upper()} ==")
     if reply.text:
@@ -43,7 +43,12 @@ def render(reply: Reply) -> str:
         lines.append(f"📎 {attachment.kind}: {attachment.file_name or attachment.sha256[:12]}")
     if reply.request_location:
         lines.append("(/location LAT LON)")
-    lines.extend(f"[{index}] {choice.label}" for index, choice in enumerate(reply.choices, 1))
+    answers = [choice for choice in reply.choices if not choice.command]
+    controls = [choice for choice in reply.choices if choice.command]
+    lines.extend(f"[{index}] {choice.label}" for index, choice in enumerate(answers, 1))
+    if controls:
+        # Controls as commands: a number typed at the question is always an answer.
+        lines.append(" · ".join(f"{choice.label}: /{choice.command}" for choice in controls))
     return "\n".join(lines)
 
 
@@ -109,11 +114,10 @@ class ConsoleChat:
                 self.show(replies)
                 shown.extend(replies)
                 await repos.mark_outbox_sent(session, message.id)
-        with_choices = [reply for reply in shown if reply.choices]
-        if with_choices:
-            await self.core.remember_choices(
-                TRANSPORT, self.user, self.user, with_choices[-1].choices
-            )
+        if waiting:
+            with_choices = [reply for reply in shown if reply.choices]
+            choices = with_choices[-1].choices if with_choices else []
+            self.show(await self.core.delivered(TRANSPORT, self.user, self.user, choices))
 
 
 async def run_chat(core: Core, user: str, start: str | None, stream: TextIO) -> None:

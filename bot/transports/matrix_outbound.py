@@ -45,14 +45,22 @@ def text_content(reply: Reply) -> dict[str, Any] | None:
     """The message text: plain body and HTML, everything escaped."""
     plain: list[str] = []
     rich: list[str] = []
+    if reply.lead:
+        plain.append(reply.lead + "\n")
+        rich.append(html.escape(reply.lead).replace("\n", "<br>") + "<br>")
     if reply.title:
         plain.append(reply.title)
         rich.append(f"<b>{html.escape(reply.title)}</b>")
     if reply.text:
         plain.append(reply.text)
         rich.append(html.escape(reply.text).replace("\n", "<br>"))
-    if reply.choices:
-        lines = [f"{index}. {choice.label}" for index, choice in enumerate(reply.choices, 1)]
+    answers = [choice for choice in reply.choices if not choice.command]
+    controls = [choice for choice in reply.choices if choice.command]
+    lines = [f"{index}. {choice.label}" for index, choice in enumerate(answers, 1)]
+    if controls:
+        # Controls as commands: a number typed at the question is always an answer.
+        lines.append(" · ".join(f"{choice.label}: !{choice.command}" for choice in controls))
+    if lines:
         plain.append("\n" + "\n".join(lines) if plain else "\n".join(lines))
         rich.append(("<br>" if rich else "") + "<br>".join(html.escape(line) for line in lines))
     if not plain:
@@ -103,16 +111,22 @@ class MatrixSender:
         self._keys = asyncio.Lock()
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
-        """Outbox delivery: send, then remember the options shown so numbers resolve."""
+        """Outbox delivery: send, then tell the Core, which remembers the options shown (so
+        numbers and labels typed back resolve) and, in a direct chat, gives back the open
+        question of a dialogue the message interrupted."""
         last = ""
         for reply in replies:
             last = await self.send_reply(chat_id, reply) or last
         with_choices = [reply for reply in replies if reply.choices]
-        if with_choices:
-            for person in self._people(chat_id):
-                await self.core.remember_choices(
-                    TRANSPORT, person, chat_id, with_choices[-1].choices
-                )
+        choices = with_choices[-1].choices if with_choices else []
+        room = self.client.rooms.get(chat_id) if self.client is not None else None
+        direct = room is not None and not is_group_room(room, self.settings)
+        for person in self._people(chat_id):
+            if not choices and not direct:
+                continue
+            again = await self.core.delivered(TRANSPORT, person, chat_id, choices)
+            for reply in again if direct else []:
+                last = await self.send_reply(chat_id, reply) or last
         return last
 
     def _people(self, room_id: str) -> list[str]:

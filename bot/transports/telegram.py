@@ -9,6 +9,7 @@ A failed update is logged with its update id and never stops the bot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dtm
 import hashlib
 import logging
@@ -17,17 +18,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
-from telegram.constants import ChatType
+from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.core.events import Event
+from bot.core.events import Event, Reply
 from bot.core.i18n import LANGUAGES, ContentError
 from bot.core.router import COORDINATOR, CommandSpec
 from bot.delivery.outbox import ChatLimiter, Limits
 from bot.runtime import Runtime
 from bot.transports.telegram_inbound import Inbound, press_event
-from bot.transports.telegram_outbound import TelegramSender
+from bot.transports.telegram_outbound import NO_PREVIEW, TelegramSender
+from bot.transports.telegram_render import escape, inline_keyboard, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,24 @@ App = Application[Any, Any, Any, Any, Any, Any]
 ALLOWED_UPDATES = ["message", "callback_query"]
 POLL_TIMEOUT = dtm.timedelta(seconds=10)
 DESCRIPTION_LIMIT = 256
+TOAST_LIMIT = 200  # answerCallbackQuery's text
+
+
+def pressed_label(message: Message, data: str) -> str:
+    """The label of the button with callback data `data` on `message`."""
+    markup = message.reply_markup
+    for row in markup.inline_keyboard if markup is not None else ():
+        for found in row:
+            if found.callback_data == data:
+                return found.text
+    return ""
+
+
+def same_question(message: Message, reply: Reply) -> bool:
+    """Whether `reply` is the pressed question shown again (only its buttons changed)."""
+    shown = plain_text(reply).strip("\n")
+    return bool(reply.choices) and not reply.request_location and message.text == shown
+
 
 # httpx logs every request URL at INFO, and Bot API URLs contain the token: keep it out of
 # verbose logs unless someone configured that logger on purpose.
@@ -179,24 +199,54 @@ class TelegramTransport:
                 await self._on_message(update.message, update.update_id)
 
     async def _on_press(self, query: CallbackQuery, update_id: int) -> None:
-        try:
-            await query.answer()
-        except TelegramError as exc:
-            log.debug("answering callback query failed: %s", exc)
         event = press_event(query, update_id)
         if event is None or query.message is None:
+            with contextlib.suppress(TelegramError):
+                await query.answer()
             return
         chat = query.message.chat
-        # Remove the buttons so that they cannot be pressed twice. In a group the buttons
-        # may be meant for someone else (triage): only a coordinator's press removes them.
+        replies = await self.core.handle(event)
+        toasts = [reply for reply in replies if reply.toast]
+        replies = [reply for reply in replies if not reply.toast]
+        try:
+            await query.answer(text=toasts[0].text[:TOAST_LIMIT] if toasts else None)
+        except TelegramError as exc:
+            log.debug("answering callback query failed: %s", exc)
+        # The pressed message keeps its text and shows what was picked, without buttons, so
+        # nothing is pressed twice. In a group the buttons may be meant for someone else
+        # (triage): only a coordinator's press takes them away.
         private = chat.type == ChatType.PRIVATE
-        removable = isinstance(query.message, Message)  # not too old to edit
-        if removable and (private or self.core.is_configured_coordinator(self.name, event.user_id)):
-            try:
+        editable = isinstance(query.message, Message)  # not too old to edit
+        mine = private or self.core.is_configured_coordinator(self.name, event.user_id)
+        if editable and mine and not toasts and isinstance(query.message, Message):
+            replies = await self._show_pressed(query, query.message, replies)
+        await self.sender.send(chat.id, replies)
+
+    async def _show_pressed(
+        self, query: CallbackQuery, message: Message, replies: list[Reply]
+    ) -> list[Reply]:
+        """Edit the pressed message: the same question again (a tick set in a multiple
+        choice) becomes new buttons in place; anything else shows "✓ label" under the
+        question. Returns the replies still to send."""
+        if replies and same_question(message, replies[0]):
+            markup = inline_keyboard(replies[0].choices)
+            with contextlib.suppress(TelegramError):
+                await query.edit_message_reply_markup(reply_markup=markup)
+                return replies[1:]
+        picked = pressed_label(message, query.data or "")
+        try:
+            if message.text and picked:
+                await query.edit_message_text(
+                    f"{message.text_html}\n\n✓ {escape(picked)}",
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=None,
+                    link_preview_options=NO_PREVIEW,
+                )
+            else:
                 await query.edit_message_reply_markup(reply_markup=None)
-            except TelegramError as exc:
-                log.debug("removing the pressed keyboard failed: %s", exc)
-        await self._answer(event, chat.id, None)
+        except TelegramError as exc:
+            log.debug("showing the pressed choice failed: %s", exc)
+        return replies
 
     async def _on_message(self, message: Message, update_id: int) -> None:
         event = await self.inbound.message_event(message, update_id)

@@ -96,10 +96,14 @@ class TelegramSender:
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
         chat = int(chat_id)
         last = await self.send(chat, replies, outbox=True)
-        with_choices = [reply for reply in replies if reply.choices]
-        if with_choices and chat > 0:
-            # A private chat: a number or label typed back picks one of these options.
-            await self.core.remember_choices(TRANSPORT, chat_id, chat_id, with_choices[-1].choices)
+        if chat > 0:
+            # A private chat: a number or label typed back picks one of these options, and
+            # a dialogue the message interrupted shows its open question again.
+            with_choices = [reply for reply in replies if reply.choices]
+            choices = with_choices[-1].choices if with_choices else []
+            again = await self.core.delivered(TRANSPORT, chat_id, chat_id, choices)
+            if again:
+                last = await self.send(chat, again) or last
         return "" if last is None else str(last.message_id)
 
     # -- sending ----------------------------------------------------------------------------

@@ -114,8 +114,25 @@ def escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def message_texts(title: str, text: str) -> list[str]:
-    """The HTML of the text messages of a reply: title in bold, all text escaped."""
+def plain_text(reply: Reply) -> str:
+    """A reply's text as the person reads it (its lead, title and text)."""
+    body = "\n".join(part for part in (reply.title, reply.text) if part)
+    return f"{reply.lead}\n\n{body}".strip("\n") if reply.lead else body
+
+
+def message_texts(title: str, text: str, lead: str = "") -> list[str]:
+    """The HTML of the text messages of a reply: the lead, the title in bold, the text; all
+    escaped. The lead shares the first message when both fit."""
+    body = _body_texts(title, text)
+    if not lead:
+        return body
+    head = split_text(lead)
+    if body and utf16_len(f"{lead}\n\n{title}\n{text}") <= TEXT_LIMIT:
+        return [f"{escape(lead)}\n\n{body[0]}", *body[1:]]
+    return [escape(chunk) for chunk in head] + body
+
+
+def _body_texts(title: str, text: str) -> list[str]:
     plain = "\n".join(part for part in (title, text) if part)
     chunks = split_text(plain)
     rendered = []
@@ -158,7 +175,7 @@ def location_keyboard(label: str) -> ReplyKeyboardMarkup:
 def render(reply: Reply, labels: LocationLabels | None = None) -> list[Part]:
     """The messages of one reply. `labels` is given for a location question in a private
     chat: then the question gets the location keyboard and the choices a second message."""
-    parts = [Part("text", html=text) for text in message_texts(reply.title, reply.text)]
+    parts = [Part("text", html=text) for text in message_texts(reply.title, reply.text, reply.lead)]
     keyboard = inline_keyboard(reply.choices)
     evidence: list[Part] = []
     if reply.location is not None:

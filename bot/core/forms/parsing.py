@@ -1,0 +1,101 @@
+"""Typed answers: pure functions of (step, raw text, now, time zone). No database, no I/O.
+
+Each returns the value to store or raises `Invalid` with the content key of the hint.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Literal
+
+from bot.core.forms.model import Input, Invalid, Step
+
+TIME_FORMATS = ("%H:%M", "%H.%M", "%H%M", "%H")
+DATETIME_FORMATS = (
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%y %H:%M",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%d.%m.%Y %H.%M",
+    "%d.%m.%Y",
+    "%Y-%m-%d",
+)
+# How far an observation may lie back, and how much clock skew a "now" may have.
+OLDEST = timedelta(days=366)
+SKEW = timedelta(minutes=2)
+NUMBER = re.compile(r"\d{1,6}")
+
+
+def parse_typed(step: Step, text: str, now: datetime, tz: tzinfo) -> Any:
+    """The answer a person typed at a step that expects typed input."""
+    match step.kind:
+        case Input.TEXT:
+            return text
+        case Input.NUMBER:
+            return parse_number(text, step.minimum, step.maximum)
+        case Input.TIME | Input.DATETIME:
+            return parse_moment(text, step.kind, now, tz, step.direction).isoformat()
+        case Input.LOCATION if step.allow_text:
+            return {"text": text}
+        case Input.LOCATION:
+            raise Invalid("form.need_location")
+    raise Invalid("form.need_value")
+
+
+def parse_number(text: str, minimum: int, maximum: int) -> int:
+    """A whole number within bounds; '3+' and ' 3 ' read as 3."""
+    cleaned = text.strip().rstrip("+").strip()
+    if not cleaned.isascii() or not NUMBER.fullmatch(cleaned):
+        raise Invalid("form.need_number", minimum=minimum, maximum=maximum)
+    number = int(cleaned)
+    if not minimum <= number <= maximum:
+        raise Invalid("form.need_number", minimum=minimum, maximum=maximum)
+    return number
+
+
+def parse_moment(
+    text: str,
+    kind: Input,
+    now: datetime,
+    tz: tzinfo,
+    direction: Literal["past", "future"] = "past",
+) -> datetime:
+    """A time of day or a date and time in the deployment's zone.
+
+    `past`: an observation — not in the future, not more than a year ago; a time of day is
+    today. `future`: a schedule — later than now; a time of day already past is tomorrow.
+    Time steps take a time of day; date-time steps take a date and time, or a time of day.
+    """
+    cleaned = " ".join(re.sub(r"(?i)\buhr\b|(?<=\d)h\b|\bgodz\.?", " ", text).split())
+    local_now = now.astimezone(tz)
+    formats = TIME_FORMATS if kind is Input.TIME else (*DATETIME_FORMATS, *TIME_FORMATS)
+    for pattern in formats:
+        try:
+            parsed = datetime.strptime(cleaned, pattern)
+        except ValueError:
+            continue
+        if pattern in TIME_FORMATS:
+            moment = local_now.replace(
+                hour=parsed.hour, minute=parsed.minute, second=0, microsecond=0
+            )
+            if direction == "future" and moment <= local_now:
+                moment += timedelta(days=1)
+        else:
+            moment = parsed.replace(tzinfo=tz)
+        return _bounded(moment, local_now, direction)
+    raise Invalid("form.need_time" if kind is Input.TIME else "form.need_datetime")
+
+
+def _bounded(moment: datetime, now: datetime, direction: str) -> datetime:
+    if direction == "future":
+        if moment <= now:
+            raise Invalid("form.need_future")
+        if moment > now + OLDEST:
+            raise Invalid("form.too_far")
+        return moment
+    if moment > now + SKEW:
+        raise Invalid("form.future_time")
+    if moment < now - OLDEST:
+        raise Invalid("form.too_old")
+    return moment
