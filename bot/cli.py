@@ -26,6 +26,16 @@ def _settings(config: Path | None, db: str | None = None) -> Settings:
     return settings
 
 
+def _reachable(settings: Settings) -> None:
+    """Refuse a deployment whose reports would reach no one, in one line."""
+    from bot.core.doors import reach_problem
+    from bot.transports.registry import doors
+
+    problem = reach_problem(doors(settings))
+    if problem is not None:
+        raise click.ClickException(f"config error: {problem}")
+
+
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
@@ -69,6 +79,7 @@ def chat(config: Path | None, user: str, db: str | None, start: str | None) -> N
     if not user.strip() or len(user) > 64:
         raise click.BadParameter("give a name of 1 to 64 characters", param_hint="--user")
     settings = _settings(config, db)
+    _reachable(settings)
 
     async def session() -> None:
         async with open_runtime(settings) as runtime:
@@ -84,6 +95,7 @@ def run(config: Path | None) -> None:
     from bot.service import serve
 
     settings = _settings(config)
+    _reachable(settings)
     try:
         _run(serve(settings))
     except RuntimeError as exc:
@@ -116,7 +128,7 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 def check(path: Path) -> None:
     """Validate a config file; warn about secrets written into it."""
-    _settings(path)
+    _reachable(_settings(path))
     for key in secrets_in_file(path):
         click.echo(
             f"warning: {key} is written in {path}; move it to the environment "

@@ -79,6 +79,7 @@ async def weekly_tips(now: datetime | None = None) -> int:
         people = (
             await session.scalars(
                 select(User).where(
+                    User.transport.in_([d.name for d in runtime.core.doors() if d.active]),
                     User.weekly_tip.is_(True),
                     User.active.is_(True),
                     User.consent_at.is_not(None),

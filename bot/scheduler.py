@@ -214,6 +214,7 @@ async def remind_reports(now: datetime | None = None) -> int:
                 select(DialogueState, User)
                 .join(User, User.id == DialogueState.user_id)
                 .where(
+                    User.transport.in_([d.name for d in runtime.core.doors() if d.active]),
                     DialogueState.flow == REPORT_FLOW,
                     DialogueState.updated_at < now - timedelta(minutes=minutes),
                     User.active.is_(True),

@@ -10,9 +10,11 @@ from contextlib import AsyncExitStack, suppress
 from typing import Protocol
 
 from bot.config import Settings
+from bot.core.doors import reach_problem
 from bot.delivery.outbox import Limits, OutboxWorker, Sender
 from bot.runtime import Runtime, open_runtime
 from bot.scheduler import scheduler_while_leader
+from bot.transports.registry import doors
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    problem = reach_problem(doors(settings))
+    if problem is not None:
+        raise RuntimeError(problem)
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
         transports = enabled_transports(runtime)
         if not transports:
@@ -64,7 +69,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 log.exception("transport %s failed to start", transport.name)
                 continue
             stack.push_async_callback(transport.stop)
-            worker = OutboxWorker(runtime.sessions, transport.sender, transport.limits)
+            worker = OutboxWorker(
+                runtime.sessions,
+                transport.sender,
+                transport.limits,
+                on_undeliverable=runtime.core.undeliverable,
+            )
             workers.append(asyncio.create_task(worker.run_forever()))
         # Several instances on PostgreSQL: only the holder of the advisory lock schedules.
         await stack.enter_async_context(scheduler_while_leader(runtime))

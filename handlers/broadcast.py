@@ -79,7 +79,10 @@ def build(context: Context, answers: Answers) -> Broadcast:
         language=lang,
         roles=list(answers.get("roles") or []),
         regions=list(answers.get("regions") or []),
-        transports=list(answers.get("transports") or []),
+        # "All channels" are the transports this deployment runs: nothing is queued for
+        # one that does not run.
+        transports=list(answers.get("transports") or [])
+        or [door.name for door in context.core.doors() if door.active],
         status="scheduled",
         send_at=send_at,
         expires_at=send_at + timedelta(hours=int(answers["hours"])),

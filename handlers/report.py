@@ -17,7 +17,6 @@ flowchart TD
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import timedelta
 from typing import Any
@@ -322,12 +321,19 @@ async def _add_details(context: Context, answers: Answers) -> None:
     )
 
 
+def _reference(context: Context) -> dict[str, Any]:
+    answers = context.state.data.get("answers", {})
+    return {**_values(context), "reference": answers.get("_reference", "")}
+
+
 DETAILS_FORM = Form(
     name="repd",
     texts="report",
-    steps=tuple(dataclasses.replace(step, section="") for step in DETAIL_STEPS),
+    steps=DETAIL_STEPS,
     on_submit=_add_details,
-    question_values=_values,
+    opened=DETAILS,
+    heading="report.details_heading",
+    question_values=_reference,
     confirm_cancel=True,
     review_title="report.details_review",
     confirm="report.send_details",

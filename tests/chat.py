@@ -26,12 +26,22 @@ class Chat:
     async def press(self, label_part: str) -> list[Reply]:
         """Press the button whose label contains `label_part` (as on Telegram)."""
         choice = self.find(label_part)
-        event = Event("console", self.user, self.user, EventKind.CHOICE, choice=choice)
+        event = Event(
+            "console",
+            self.user,
+            self.user,
+            EventKind.CHOICE,
+            choice=choice,
+            sender_handle=self.user,
+        )
         self.replies = await self.core.handle(event)
         return self.replies
 
     async def press_id(self, choice_id: str) -> list[Reply]:
-        event = Event("console", self.user, self.user, EventKind.CHOICE, choice=choice_id)
+        event = Event(
+            "console", self.user, self.user, EventKind.CHOICE, choice=choice_id,
+            sender_handle=self.user,
+        )  # fmt: skip
         self.replies = await self.core.handle(event)
         return self.replies
 

@@ -32,10 +32,9 @@ from tests import outbox_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = re.compile(r"SP-\d{4}-\d{6}")
-ONBOARD = ["/start", "1", "1", "1", "4"]  # German, consent, truck driver, Köln
-# Not urgent, cargo theft, a place, no motorway, just now, nothing seen, no text, no files,
-# anonymous: the summary.
-TO_SUMMARY = ["/report", "2", "3", "Rastplatz A3", "/skip", "1", "4", "/skip", "/skip", "2"]
+ONBOARD = ["/start", "1", "1", "4"]  # consent, truck driver, Köln
+# Not urgent, in own words, a place, no photo: the summary.
+TO_SUMMARY = ["/report", "2", "Plane aufgeschlitzt", "Rastplatz A3", "/skip"]
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
@@ -132,13 +131,13 @@ async def test_killed_in_the_middle_of_a_dialogue_it_continues_after_restart(
 ) -> None:
     db = tmp_path / "bot.db"
     chat = await terminal(tmp_path, db, "driver")
-    mark = await chat.write(*ONBOARD, "/report", "2", "3")
+    mark = await chat.write(*ONBOARD, "/report", "2", "3", "/skip")
     await chat.wait_for("Wo war das?", mark)
     await chat.kill()
 
     again = await terminal(tmp_path, db, "driver")
     mark = await again.write("Rastplatz Ohligser Heide")
-    await again.wait_for("War es an einer Autobahn?", mark)
+    await again.wait_for("Ein Foto, Video", mark)
     await again.close()
     assert reports_of(db, "driver") == []
 
@@ -152,8 +151,8 @@ async def test_killed_right_after_confirming_a_report_never_stores_it_twice(
         user = f"driver{index}"
         chat = await terminal(tmp_path, db, user)
         mark = await chat.write(*ONBOARD, *TO_SUMMARY)
-        await chat.wait_for("[1] 📨 Meldung senden", mark)
-        mark = await chat.write("1")  # [1] Send report
+        await chat.wait_for("[1] 📨 Senden – Rückfragen erlaubt", mark)
+        mark = await chat.write("1")  # [1] Send
         await asyncio.sleep(delay)
         await chat.kill()
         seen = REFERENCE.findall(chat.output[mark:])
@@ -164,7 +163,7 @@ async def test_killed_right_after_confirming_a_report_never_stores_it_twice(
         outcomes.append(len(stored))
 
         # After a restart the same "1" either sends the summary still waiting, or (when
-        # the report went through) opens the list of reports: one report either way.
+        # the report went through) opens its details: one report either way.
         again = await terminal(tmp_path, db, user)
         mark = await again.write("1")
         await again.wait_for("SP-", mark)

@@ -21,6 +21,8 @@ from bot.core.limits import FloodGate, Verdict
 from bot.core.media import MediaStore
 from bot.core.router import Router
 from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,20 @@ class Core(Dispatcher):
                 kind="notice",
                 replies=[notice],
                 dedupe_key=once,
+            )
+
+    async def undeliverable(self, row: OutboxMessage, reason: str) -> None:
+        """A report could not be delivered to a coordinators' chat: tell the admins, once a
+        day per chat (no content of the report, only where it failed)."""
+        day = utcnow().date().isoformat()
+        async with transaction(self.sessions) as session:
+            await self.tell_admins(
+                session,
+                "delivery_failed",
+                dedupe=f"undeliverable:{day}:{row.transport}:{row.chat_id}",
+                transport=row.transport,
+                chat=row.chat_id,
+                reason=reason[:120],
             )
 
     # -- public entry points ----------------------------------------------------------------

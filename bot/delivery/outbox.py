@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -34,6 +34,12 @@ LEASE_SECONDS = 600.0
 # Batches being sent at once: the next is claimed while one is sent, so the platform's
 # limit is used without gaps. At most this many batches are in flight at a crash.
 BATCHES_IN_FLIGHT = 2
+# A chat of the coordinators that cannot be reached (the bot not in the room yet, a group
+# that blocked it) is tried again at this pace: an operator may fix it meanwhile.
+UNREACHABLE_RETRY_SECONDS = 300.0
+# Told about an undeliverable row: (row, reason). Only rows without a person (deliveries
+# to the coordinators) are reported; a person who blocked the bot is simply marked.
+Undeliverable = Callable[["OutboxMessage", str], Awaitable[None]]
 
 
 class RetryLater(Exception):
@@ -171,9 +177,11 @@ class OutboxWorker:
         limits: Limits | None = None,
         batch: int = 50,
         lease_seconds: float = LEASE_SECONDS,
+        on_undeliverable: Undeliverable | None = None,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
+        self.on_undeliverable = on_undeliverable
         self.lease = timedelta(seconds=lease_seconds)
         # Share the transport's limiter, so direct replies and deliveries count together.
         shared = getattr(sender, "limiter", None)
@@ -284,7 +292,10 @@ class OutboxWorker:
             self.limiter.pause(wait.seconds)
             self._reschedule(row, wait.seconds, "flood control", False, outcomes)
         except Unreachable as exc:
-            await self._unreachable(row, str(exc))
+            if row.user_id is None:
+                await self._coordinators_unreachable(row, str(exc), outcomes)
+            else:
+                await self._unreachable(row, str(exc))
         except TransientFailure as exc:
             self._reschedule(row, min(300.0, 2.0**row.attempts), str(exc), True, outcomes)
         except Exception as exc:
@@ -305,6 +316,9 @@ class OutboxWorker:
     ) -> None:
         attempts = row.attempts + (1 if count else 0)
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
+        if status == "failed":
+            log.warning("outbox %s: %s to %s given up after %d attempts", row.id, row.kind,
+                        row.transport, attempts)  # fmt: skip
         outcomes.rescheduled.append(
             {
                 "id": row.id,
@@ -315,6 +329,27 @@ class OutboxWorker:
             }
         )
         log.info("outbox %s: %s, status %s", row.id, why[:60], status)
+
+    async def _coordinators_unreachable(
+        self, row: OutboxMessage, why: str, outcomes: _Outcomes
+    ) -> None:
+        """A chat of the coordinators refused the message: logged (no content), tried again
+        later, and the admins told once."""
+        log.warning(
+            "outbox %s: %s for %s chat %s not delivered (%s); attempt %d",
+            row.id,
+            row.kind,
+            row.transport,
+            row.chat_id,
+            why[:120],
+            row.attempts + 1,
+        )
+        self._reschedule(row, UNREACHABLE_RETRY_SECONDS, why, True, outcomes)
+        if self.on_undeliverable is not None and row.kind == "report":
+            try:
+                await self.on_undeliverable(row, why)
+            except Exception:
+                log.exception("outbox %s: telling the admins failed", row.id)
 
     async def _unreachable(self, row: OutboxMessage, why: str) -> None:
         async with transaction(self.sessions) as session:

@@ -62,7 +62,9 @@ class ConsoleChat:
 
     async def event_for(self, line: str) -> Event:
         """Translate one typed line into a neutral event."""
-        base = Event(TRANSPORT, self.user, self.user, EventKind.TEXT, text=line)
+        base = Event(
+            TRANSPORT, self.user, self.user, EventKind.TEXT, text=line, sender_handle=self.user
+        )
         parsed = parse_command(line)
         if parsed is None:
             return base

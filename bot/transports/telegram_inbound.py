@@ -44,7 +44,15 @@ def base_event(user: User, chat_id: int, chat_type: str, update_id: int) -> Even
         language_hint=user.language_code or "",
         is_group=chat_type != ChatType.PRIVATE,
         platform_event_id=str(update_id),
+        sender_handle=handle(user),
     )
+
+
+def handle(user: User) -> str:
+    """How coordinators reach a Telegram user who allowed contact: the @name (a link in
+    Telegram) and the link by id, which works without a name."""
+    link = f"tg://user?id={user.id}"
+    return f"@{user.username} · {link}" if user.username else link
 
 
 def press_event(query: CallbackQuery, update_id: int) -> Event | None:

@@ -36,7 +36,7 @@ def register(router: Router, form: Form) -> None:
 
 async def start(context: Context, form: Form, answers: Answers | None = None) -> None:
     """Begin `form`; pre-filled answers are not asked again."""
-    state = FormState(answers=dict(answers or {}))
+    state = FormState(answers=dict(answers or {}), opened=form.opened)
     context.start_flow(form.name, state.dump())
     await _Run(context, form, state).advance()
 

@@ -89,6 +89,10 @@ class Form:
     # The section the summary offers to open ("Add details"); its button is
     # "<texts>.add_<section>".
     section: str = ""
+    # A section open from the start (a form that is all details).
+    opened: str = ""
+    # Content key of a heading over every question that has no title of its own.
+    heading: str = ""
     # Ask once before a draft with answers is thrown away.
     confirm_cancel: bool = False
     # Content keys of the summary's title and single send button (default

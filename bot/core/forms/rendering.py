@@ -53,9 +53,10 @@ def question(context: Context, form: Form, state: FormState, step: Step) -> Repl
         choices.append(control(form, "back", context.t("form.back")))
     choices.append(control(form, "cancel", context.t("form.cancel")))
     values = dict(form.question_values(context))
+    title = step.title or form.heading
     return Reply(
         context.t(step.question, **values),
-        title=context.t(step.title, **values) if step.title else "",
+        title=context.t(title, **values) if title else "",
         choices=choices,
         request_location=step.kind is Input.LOCATION,
     )
