@@ -15,7 +15,16 @@ from babel import negotiate_locale
 from babel.dates import format_date, format_datetime
 
 LANGUAGES = ("de", "en", "pl")
-DEFAULT_CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
+
+
+def _default_content_dir() -> Path:
+    """content/ as the wheel installs it (bot/content), else the checkout's top-level one."""
+    here = Path(__file__).resolve()
+    installed = here.parents[1] / "content"
+    return installed if installed.is_dir() else here.parents[2] / "content"
+
+
+DEFAULT_CONTENT_DIR = _default_content_dir()
 
 
 class ContentError(Exception):
