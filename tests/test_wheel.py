@@ -1,21 +1,33 @@
 """The package as an operator gets it: the wheel is built from the sources, its file list is
 exactly what the README says, and installed into a fresh virtual environment (where the
-checkout cannot be imported) it chats."""
+checkout cannot be imported) it chats, and serves /healthz and /readyz with the start
+command and the health check of docs/deploy/Dockerfile."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from tests.peers.botapi import BotApiServer
+from tests.test_web import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "docs" / "deploy" / "Dockerfile"
+IMAGE_CONFIG = "/etc/sicherheitsbot/config.toml"
+TOKEN = "777:WHEEL"
 # What the wheel is built from (as in the Dockerfile's build stage).
 SOURCES = ("pyproject.toml", "README.md", "bot", "handlers", "content")
 # Files of the sources that belong in the wheel: code, the texts, the migrations' template.
@@ -127,3 +139,97 @@ def test_the_installed_wheel_chats_in_german_without_the_checkout(
         assert said in out
     assert "Traceback" not in out + chat.stderr
     assert (tmp_path / "data" / "sicherheitsbot.db").is_file()
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    """The exec form (a JSON array) of a Dockerfile instruction, continuation lines joined."""
+    joined = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    found = re.search(rf"^{name}\b[^\[\n]*(\[.*\])\s*$", joined, re.MULTILINE)
+    assert found is not None, f"no {name} in exec form in {DOCKERFILE}"
+    value = json.loads(found.group(1))
+    assert isinstance(value, list)
+    return [str(part) for part in value]
+
+
+@pytest.fixture
+async def botapi() -> AsyncIterator[BotApiServer]:
+    peer = BotApiServer()
+    peer.add_bot(TOKEN)
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+
+
+async def get(url: str) -> tuple[int, str]:
+    try:
+        async with aiohttp.ClientSession() as client, client.get(url) as answer:
+            return answer.status, await answer.text()
+    except aiohttp.ClientConnectionError:
+        return 0, ""
+
+
+async def health_check(python: Path, env: dict[str, str], cwd: Path) -> int:
+    """Run the Dockerfile's HEALTHCHECK command with the venv's Python; its exit code."""
+    command = dockerfile_instruction("HEALTHCHECK")
+    assert command[0] == "python"
+    process = await asyncio.create_subprocess_exec(
+        python,
+        *command[1:],
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_the_image_start_command_serves_health_from_the_installed_wheel(
+    venv: Path, tmp_path: Path, botapi: BotApiServer
+) -> None:
+    # ENTRYPOINT + CMD as the image runs them, with the config at a place of the test's.
+    command = dockerfile_instruction("ENTRYPOINT") + dockerfile_instruction("CMD")
+    assert command == ["sicherheitsbot", "run", "--config", IMAGE_CONFIG]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[bot]\n"
+        f'data_dir = "{tmp_path / "data"}"\n'
+        "[telegram]\n"
+        "enabled = true\n"
+        f'base_url = "{botapi.base_url}"\n'
+        f'base_file_url = "{botapi.base_file_url}"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = clean_env(
+        PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        SICHERHEITSBOT_TELEGRAM__TOKEN=TOKEN,
+        SICHERHEITSBOT_WEB__LISTEN=f"127.0.0.1:{port}",
+    )
+    assert await health_check(venv / "bin" / "python", env, tmp_path) != 0  # nothing runs yet
+    args = [str(config) if part == IMAGE_CONFIG else part for part in command]
+    assert shutil.which(args[0], path=env["PATH"]) == str(venv / "bin" / "sicherheitsbot")
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with asyncio.timeout(60):
+            while (ready := await get(base + "/readyz"))[0] != 200:
+                assert process.returncode is None, "sicherheitsbot run exited"
+                await asyncio.sleep(0.2)
+        assert json.loads(ready[1])["checks"]["transport:telegram"] == "connected"
+        assert await get(base + "/healthz") == (200, "ok\n")
+        assert await health_check(venv / "bin" / "python", env, tmp_path) == 0
+        # It really serves Telegram: a /start from the fake human is answered in German.
+        botapi.send_text(4711, "/start")
+        await botapi.wait_for_message(
+            4711, lambda message: "Willkommen" in (message.plain_text or ""), timeout=20
+        )
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
