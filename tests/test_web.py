@@ -1,5 +1,6 @@
 """/healthz and /readyz over real HTTP: the Telegram transport against the Bot API test
-server, the database on SQLite or PostgreSQL, and each readiness check made to fail."""
+server, Matrix against Synapse, the database on SQLite or PostgreSQL, and each readiness
+check made to fail."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -28,6 +29,11 @@ from bot.transports.telegram import TelegramTransport
 from bot.web.server import create_app, serving
 from tests.conftest import POSTGRES_URL
 from tests.peers.botapi import BotApiServer
+from tests.peers.synapse import SynapseServer
+from tests.test_matrix import launch
+
+if TYPE_CHECKING:
+    from tests.peers.synapse_fixtures import ClientFactory, UserFactory
 
 TOKEN = "123:WEB"
 
@@ -235,3 +241,32 @@ async def test_a_taken_web_port_is_one_clear_line(
         with pytest.raises(RuntimeError, match=rf"^web.listen 127.0.0.1:{port}: cannot listen"):
             async with serving(app, runtime.settings.web):
                 await asyncio.sleep(0)
+
+
+async def test_readyz_follows_the_matrix_sync_loop(
+    runtime: Runtime,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    bot = await launch(
+        runtime,
+        synapse,
+        matrix_user_factory,
+        matrix_client_factory,
+        tmp_path / "store",
+        coordinator_room=False,
+    )
+    port = free_port()
+    runtime.settings.web.listen = f"127.0.0.1:{port}"
+    app = create_app(runtime.settings.web, runtime.engine, [bot.transport])
+    try:
+        async with serving(app, runtime.settings.web):
+            status, body = await Probe(port).get("/readyz")
+            assert (status, body["checks"]["transport:matrix"]) == (200, "connected")
+            await bot.stop()  # the sync loop ends
+            status, body = await Probe(port).get("/readyz")
+            assert (status, body["failed"]) == (503, ["transport:matrix"])
+    finally:
+        await bot.stop()
