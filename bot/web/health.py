@@ -78,8 +78,8 @@ class Readiness:
         except TimeoutError:
             return Check("database", False, "no answer in time")
         except Exception as exc:  # whatever the driver raises: not ready, and say which
-            log.warning("readiness: database unreachable: %s", type(exc).__name__)
-            return Check("database", False, f"unreachable ({type(exc).__name__})")
+            log.warning("readiness: database unreachable: %s", _kind(exc))
+            return Check("database", False, f"unreachable ({_kind(exc)})")
         return Check("database", True, "answers")
 
     async def _outbox_lag(self) -> Check:
@@ -96,10 +96,17 @@ class Readiness:
             async with asyncio.timeout(self.timeout), self.engine.connect() as connection:
                 oldest = await connection.scalar(query)
         except Exception as exc:  # as above: a failed query is a failed check
-            return Check("outbox_lag", False, f"not measured ({type(exc).__name__})")
+            return Check("outbox_lag", False, f"not measured ({_kind(exc)})")
         lag = timedelta(0) if oldest is None else now - oldest  # UTCDateTime: aware
         seconds = max(0, int(lag.total_seconds()))
         return Check("outbox_lag", lag <= self.max_outbox_lag, f"{seconds} s")
+
+
+def _kind(error: BaseException) -> str:
+    """The class of the first cause (SQLAlchemy wraps the driver's): a name, no message."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return type(error).__name__
 
 
 def _unknown_lag() -> Check:
