@@ -62,13 +62,10 @@ class Readiness:
 
     async def checks(self) -> list[Check]:
         database = await self._database()
-        found = [database]
-        found.extend(
-            Check(f"transport:{t.name}", t.connected, "connected" if t.connected else "down")
-            for t in self.transports
-        )
+        found = [database, *(_transport(transport) for transport in self.transports)]
         if self.max_outbox_lag is not None:
-            found.append(await self._outbox_lag() if database.ok else _unknown_lag())
+            lag = self.max_outbox_lag
+            found.append(await self._outbox_lag(lag) if database.ok else _unknown_lag())
         return found
 
     async def _database(self) -> Check:
@@ -82,9 +79,8 @@ class Readiness:
             return Check("database", False, f"unreachable ({_kind(exc)})")
         return Check("database", True, "answers")
 
-    async def _outbox_lag(self) -> Check:
+    async def _outbox_lag(self, limit: timedelta) -> Check:
         """How long the oldest due message of these transports has waited."""
-        assert self.max_outbox_lag is not None
         names = [transport.name for transport in self.transports]
         now = utcnow()
         query = select(func.min(OutboxMessage.next_attempt_at)).where(
@@ -99,7 +95,12 @@ class Readiness:
             return Check("outbox_lag", False, f"not measured ({_kind(exc)})")
         lag = timedelta(0) if oldest is None else now - oldest  # UTCDateTime: aware
         seconds = max(0, int(lag.total_seconds()))
-        return Check("outbox_lag", lag <= self.max_outbox_lag, f"{seconds} s")
+        return Check("outbox_lag", lag <= limit, f"{seconds} s")
+
+
+def _transport(transport: Connection) -> Check:
+    connected = transport.connected
+    return Check(f"transport:{transport.name}", connected, "connected" if connected else "down")
 
 
 def _kind(error: BaseException) -> str:
