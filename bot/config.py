@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -129,6 +130,43 @@ class SchedulerSettings(Section):
     digest_hour: int = Field(default=7, ge=0, le=23)
 
 
+class WebSettings(Section):
+    # host:port of the HTTP server with /healthz and /readyz; "" switches it off.
+    listen: str = "127.0.0.1:8080"
+    # /readyz fails while a due outbox message has waited longer than this; 0: not checked.
+    max_outbox_lag_seconds: float = Field(default=900.0, ge=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value:
+            listen_address(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return listen_address(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return listen_address(self.listen)[1]
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """(host, port) of "host:port" ("[::1]:8080" for IPv6), or ValueError."""
+    hint = 'expected host:port such as "127.0.0.1:8080", or "" to switch the server off'
+    host, colon, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(hint)  # an IPv6 address needs brackets: [::1]:8080
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(hint)
+    if any(char.isspace() or char in "/[]@" for char in host):
+        raise ValueError(hint)
+    return host, int(port)
+
+
 class Settings(BaseSettings):
     """Every setting of one deployment; see config.example.toml."""
 
@@ -148,6 +186,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -161,7 +200,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if cls.toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
-        sources.append(file_secret_settings)
+        # Files named like the variables, SICHERHEITSBOT_TELEGRAM__TOKEN: nested keys too.
+        sources.append(NestedSecretsSettingsSource(file_secret_settings))
         return tuple(sources)
 
     @property

@@ -15,6 +15,7 @@ from bot.delivery.outbox import Limits, OutboxWorker, Sender
 from bot.runtime import Runtime, open_runtime
 from bot.scheduler import scheduler_while_leader
 from bot.transports.registry import doors
+from bot.web.server import create_app, serving
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ class Transport(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    @property
+    def connected(self) -> bool:
+        """Receiving from the platform (for /readyz)."""
+        ...
 
 
 def enabled_transports(runtime: Runtime) -> list[Transport]:
@@ -60,6 +66,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         transports = enabled_transports(runtime)
         if not transports:
             raise RuntimeError("no transport enabled: set telegram.enabled or matrix.enabled")
+        if settings.web.listen:
+            # First: /healthz answers while the transports still connect.
+            app = create_app(settings.web, runtime.engine, transports)
+            await stack.enter_async_context(serving(app, settings.web))
         workers = []
         for transport in transports:
             # One transport failing to start must not stop the others.

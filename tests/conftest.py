@@ -56,6 +56,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     # Test people type faster than anyone: the flood limit is tested on its own
     # (tests/test_limits.py), everywhere else it stays out of the way.
     settings.limits.messages_per_minute = 100_000
+    # No HTTP server on the default port 8080: tests that want one pick a free port.
+    settings.web.listen = ""
     return settings
 
 

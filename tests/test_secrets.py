@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -56,3 +59,24 @@ def test_the_check_itself_finds_a_planted_secret(tmp_path: Path) -> None:
     )
     assert secrets_in_file(planted) == ["telegram.token"]
     assert SECRET_VALUE[0].search(planted.read_text(encoding="utf-8"))
+
+
+def test_a_secret_file_named_like_the_variable_sets_a_nested_key(tmp_path: Path) -> None:
+    # As systemd credentials and compose secrets provide them: one file per variable.
+    (tmp_path / "SICHERHEITSBOT_TELEGRAM__TOKEN").write_text("123:FROM_A_FILE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SICHERHEITSBOT_")}
+    env.update(SICHERHEITSBOT_SECRETS_DIR=str(tmp_path), SICHERHEITSBOT_TELEGRAM__ENABLED="true")
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from bot.config import load_settings; "
+            "print(load_settings().telegram.token.get_secret_value())",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (shown.returncode, shown.stdout) == (0, "123:FROM_A_FILE\n"), shown.stderr

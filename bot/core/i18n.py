@@ -18,7 +18,16 @@ LANGUAGES = ("de", "en", "pl")
 # Formatting locales: unambiguous, European day-month order everywhere ("5 Nov 2026, 09:10";
 # plain "en" would give the US "11/5/26, 9:10 AM").
 LOCALES = {"de": "de_DE", "en": "en_GB", "pl": "pl_PL"}
-DEFAULT_CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
+
+
+def _default_content_dir() -> Path:
+    """content/ as the wheel installs it (bot/content), else the checkout's top-level one."""
+    here = Path(__file__).resolve()
+    installed = here.parents[1] / "content"
+    return installed if installed.is_dir() else here.parents[2] / "content"
+
+
+DEFAULT_CONTENT_DIR = _default_content_dir()
 
 
 class ContentError(Exception):

@@ -41,6 +41,8 @@ DEVICE_NAME = "sicherheitsbot"
 MAX_UNDECRYPTED = 500
 KEEP_UNDECRYPTED_S = 24 * 3600
 STOP_TIMEOUT = 10.0
+# /readyz: a sync loop that has not completed a sync for this long is not connected.
+STALE_SYNC_S = 3 * SYNC_TIMEOUT_MS / 1000
 
 
 class MatrixTransport:
@@ -65,6 +67,7 @@ class MatrixTransport:
         self._synced_token = ""
         self._commits = 0
         self._committed = 0
+        self._last_sync = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -109,6 +112,13 @@ class MatrixTransport:
         await self.state.save()
         await self.client.close()
         self.client = self.sender.client = None
+
+    @property
+    def connected(self) -> bool:
+        """The sync loop runs and synced recently, for /readyz."""
+        task = self._sync_task
+        recent = time.monotonic() - self._last_sync < STALE_SYNC_S
+        return task is not None and not task.done() and recent
 
     async def drain(self) -> None:
         """Wait until everything received so far has been handled."""
@@ -204,6 +214,7 @@ class MatrixTransport:
 
     async def _after_sync(self, keys_arrived: bool = True) -> None:
         self._synced_token = str(self.client.next_batch)
+        self._last_sync = time.monotonic()
         await self.sender.crypto_upkeep()
         if keys_arrived and self.state.undecrypted:  # room keys come as to-device events
             self._retry_undecrypted()

@@ -133,6 +133,12 @@ class TelegramTransport:
         await self.app.shutdown()
         self.sender.bot = None
 
+    @property
+    def connected(self) -> bool:
+        """Running and taking updates (long poll or webhook server), for /readyz."""
+        updater = self.app.updater
+        return self.app.running and updater is not None and updater.running
+
     def webhook_secret(self) -> str:
         """The configured secret, else one derived from the token (the same on every
         instance behind a load balancer, and never guessable without the token)."""
