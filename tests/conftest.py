@@ -14,7 +14,7 @@ from bot.config import Settings, load_settings
 from bot.runtime import Runtime, open_runtime
 from tests.chat import Chat
 
-pytest_plugins = ["tests.peers.synapse_fixtures"]
+pytest_plugins = ["tests.peers.synapse_fixtures", "tests.telegram_fixtures"]
 
 POSTGRES_URL = os.environ.get("SICHERHEITSBOT_TEST_DATABASE_URL", "")
 

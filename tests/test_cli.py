@@ -126,6 +126,40 @@ def test_a_wrong_config_stops_with_one_clear_line(tmp_path: Path, toml: str, mes
     assert chat.returncode != 0 and message in chat.stderr and "Traceback" not in chat.stderr
 
 
+@pytest.mark.parametrize(
+    "toml",
+    [
+        # Telegram runs, the terminal does not: its coordinators would never read a report.
+        "[telegram]\nenabled = true\n",
+        "[matrix]\nenabled = true\nhomeserver = 'http://127.0.0.1:1'\nuser_id = '@b:x'\n",
+        "[console]\ncoordinators = []\n",
+    ],
+)
+def test_a_deployment_whose_reports_reach_no_one_does_not_start(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml, encoding="utf-8")
+    env = {
+        **os.environ,
+        "SICHERHEITSBOT_TELEGRAM__TOKEN": "123:SECRET",
+        "SICHERHEITSBOT_MATRIX__ACCESS_TOKEN": "syt_secret",
+    }
+    for command in (["config", "check", str(path)], ["run", "--config", str(path)]):
+        result = subprocess.run(
+            [*BOT, *command], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert result.returncode != 0, command
+        [line] = result.stderr.strip().splitlines()
+        assert "reports would reach no one" in line and "Traceback" not in result.stderr
+    fixed = toml.replace("[telegram]\n", "[telegram]\ncoordinators = [9001]\n")
+    if fixed != toml:
+        path.write_text(fixed, encoding="utf-8")
+        result = subprocess.run(
+            [*BOT, "config", "check", str(path)], capture_output=True, text=True, env=env,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+
 def test_config_check_accepts_the_example_and_warns_about_secrets(tmp_path: Path) -> None:
     example = Path(__file__).parents[1] / "config.example.toml"
     assert run(["config", "check", str(example)]).returncode == 0

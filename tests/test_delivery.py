@@ -15,7 +15,7 @@ from bot.storage import repos
 from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
 from tests.peers.botapi import BotApiServer, FloodLimits
-from tests.test_telegram import TOKEN, Harness
+from tests.telegram_fixtures import TOKEN, Harness
 
 
 async def queue_alerts(

@@ -150,3 +150,15 @@ def test_content_check_fails_on_broken_yaml(tmp_path: Path) -> None:
     (directory / "de" / "report.yaml").write_text("report: [unclosed\n", encoding="utf-8")
     problems = check_content(directory)
     assert len(problems) == 1 and "not valid YAML" in problems[0]
+
+
+def test_content_check_fails_on_a_menu_entry_without_a_label(tmp_path: Path) -> None:
+    directory = _copy(tmp_path)
+    path = directory / "menus.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["menus"]["taxi_driver"].append("frobnicate")
+    data["menus"]["pilot"] = ["report"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    problems = check_content(directory)
+    assert "menus.yaml: taxi_driver: frobnicate has no label in options.menu" in problems
+    assert "menus.yaml: unknown role pilot" in problems

@@ -47,6 +47,23 @@ def check_content(directory: Path | None = None) -> list[str]:
     problems: list[str] = []
     problems += _check_messages(content)
     problems += _check_topics(content)
+    problems += _check_menus(content)
+    return problems
+
+
+def _check_menus(content: Content) -> list[str]:
+    """Every menu names a known role (or default/coordinator) and labelled entries."""
+    problems = []
+    roles = {oid for oid, _ in content.options(REFERENCE, "roles")} | {"default", "coordinator"}
+    labels = {oid for oid, _ in content.options(REFERENCE, "menu")}
+    if "default" not in content.menus:
+        problems.append("menus.yaml: no default menu")
+    for role, entries in content.menus.items():
+        if role not in roles:
+            problems.append(f"menus.yaml: unknown role {role}")
+        for entry in entries:
+            if entry not in labels:
+                problems.append(f"menus.yaml: {role}: {entry} has no label in options.menu")
     return problems
 
 

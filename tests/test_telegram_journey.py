@@ -1,0 +1,184 @@
+"""The report journey on Telegram (issue 13), against the Bot API test server over HTTP:
+inputs counted from /report to the reference, reports to coordinators named personally,
+an alert in the middle of a report, the first screen in the reported language, and a
+stale press answered by its own toast."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from bot.core.events import Choice, Reply
+from bot.runtime import Runtime
+from bot.storage import repos
+from bot.storage.db import transaction
+from bot.storage.models import Acknowledgement, OutboxMessage, Report
+from tests.peers.botapi import BotApiServer, SentMessage
+from tests.telegram_fixtures import USER, Harness
+from tests.test_alerts import add_broadcast
+from tests.test_telegram import (
+    button,
+    eventually,
+    onboard,
+    png,
+    press,
+    telegram_user,
+    text_of,
+    with_buttons,
+)
+
+REFERENCE = re.compile(r"SP-\d{4}-\d{6}")
+COORDINATOR = 9001
+
+
+async def test_quick_report_on_telegram_takes_six_inputs(
+    bot: Harness, server: BotApiServer, runtime: Runtime
+) -> None:
+    await bot.start()
+    await onboard(server)
+    inputs = 0
+
+    server.send_text(USER, "/report")
+    inputs += 1
+    question = await with_buttons(server)
+    assert "110" in text_of(question)
+    question = await press(server, question, "Nein")
+    inputs += 1
+    server.send_text(USER, "Zwei Männer schneiden auf dem Autohof Planen auf")
+    inputs += 1
+    await server.wait_for_message(USER, lambda m: "Wo war das" in text_of(m))
+    server.send_location(USER, 51.6, 7.8)  # the "📍 Send my location" button
+    inputs += 1
+    await server.wait_for_message(USER, lambda m: "Foto" in text_of(m))
+    server.send_photo(USER, png(40, 30))
+    inputs += 1
+    summary = await server.wait_for_message(USER, lambda m: "bitte prüfen" in text_of(m).lower())
+    thanks = await press(server, summary, "Rückfragen erlaubt")
+    inputs += 1
+
+    found = REFERENCE.search(text_of(thanks))
+    assert found is not None and inputs == 6
+    async with runtime.sessions() as session:
+        report = await session.scalar(select(Report))
+    assert report is not None and report.reference == found[0]
+    assert report.category == "cargo_theft" and len(report.answers["media"]) == 1
+
+
+async def test_a_telegram_only_deployment_sends_reports_to_coordinators_personally(
+    bot: Harness, server: BotApiServer, runtime: Runtime
+) -> None:
+    # No coordinator group: each named coordinator gets the report in their own chat.
+    await bot.start(coordinators=[COORDINATOR], coordinator_chat_id=None)
+    # A bot may write only to people who opened it: the coordinator did, once.
+    server.send_text(COORDINATOR, "/help")
+    await with_buttons(server, COORDINATOR)
+    await onboard(server)
+    server.send_text(USER, "/report")
+    await press(server, await with_buttons(server), "Nein")
+    server.send_text(USER, "Verdächtiger Transporter kreist um die Lkw")
+    await server.wait_for_message(USER, lambda m: "Wo war das" in text_of(m))
+    server.send_text(USER, "Rastplatz Siegerland Ost, A45")
+    media = await server.wait_for_message(USER, lambda m: "Foto" in text_of(m))
+
+    async def has_buttons() -> bool:  # added by an edit (the location keyboard went first)
+        return bool(media.inline_buttons)
+
+    await eventually(has_buttons)
+    summary = await press(server, media, "Überspringen")
+    thanks = await press(server, summary, "Rückfragen erlaubt")
+    found = REFERENCE.search(text_of(thanks))
+    assert found is not None
+
+    card = await server.wait_for_message(COORDINATOR, lambda m: found[0] in text_of(m))
+    assert "Siegerland" in text_of(card) and "tg://user?id=" in text_of(card)
+    changed = await press(server, card, "Polizei", user=COORDINATOR)
+    assert "an die Polizei gegeben" in text_of(changed)
+    notice = await server.wait_for_message(USER, lambda m: "Neuigkeit" in text_of(m))
+    assert found[0] in text_of(notice)
+    async with runtime.sessions() as session:
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    assert {row.transport for row in rows} == {"telegram"}  # nothing for the terminal
+
+
+async def queue_alert(runtime: Runtime, broadcast_id: int) -> None:
+    async with transaction(runtime.sessions) as session:
+        user = await repos.get_user(session, "telegram", str(USER))
+        assert user is not None
+        await repos.queue_outbox(
+            session,
+            transport="telegram",
+            chat_id=str(USER),
+            user_id=user.id,
+            kind="alert",
+            broadcast_id=broadcast_id,
+            replies=[
+                Reply(
+                    "Planenschlitzer auf der A1",
+                    title="⚠️ Warnung",
+                    choices=[Choice(f"ack:{broadcast_id}", "✅ Verstanden")],
+                )
+            ],
+        )
+
+
+async def test_an_alert_in_the_middle_of_a_report_is_followed_by_the_open_question(
+    bot: Harness, server: BotApiServer, runtime: Runtime
+) -> None:
+    await bot.start()
+    await onboard(server)
+    server.send_text(USER, "/report")
+    category = await press(server, await with_buttons(server), "Nein")
+    broadcast_id = await add_broadcast(runtime, texts={"de": "Planenschlitzer auf der A1"})
+    await queue_alert(runtime, broadcast_id)
+    alert = await server.wait_for_message(USER, lambda m: "Planenschlitzer" in text_of(m))
+    again: SentMessage = await server.wait_for_message(
+        USER, lambda m: "Was haben Sie beobachtet?" in text_of(m) and m is not category
+    )
+    assert again.message_id > alert.message_id
+    server.send_text(USER, "3")  # the open question takes the number: cargo theft
+    await server.wait_for_message(USER, lambda m: "In eigenen Worten" in text_of(m))
+    server.press(USER, alert.message_id, button(alert, "Verstanden"))
+    await server.wait_for_message(USER, lambda m: "Kenntnisnahme" in text_of(m))
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(Acknowledgement)) is not None
+
+
+async def test_the_first_screen_speaks_the_language_telegram_reports(
+    bot: Harness, server: BotApiServer, runtime: Runtime
+) -> None:
+    await bot.start()
+    server.send_text(USER, "/start", language_code="pl")
+    consent = await with_buttons(server)
+    assert "Czy się zgadzasz?" in text_of(consent)
+    labels = [found["text"] for found in consent.inline_buttons]
+    assert "🇩🇪 Deutsch" in labels and "🇬🇧 English" in labels
+    english = await press(server, consent, "English")
+    assert "Do you agree?" in text_of(english)
+    assert (await telegram_user(runtime)).language == "en"
+
+
+async def test_a_stale_press_is_answered_by_its_own_toast(
+    bot: Harness, server: BotApiServer
+) -> None:
+    await bot.start()
+    await onboard(server)
+    server.send_text(USER, "/report")
+    urgent = await with_buttons(server)
+    before = len(server.messages_to(USER))
+    data = button(urgent, "Nein")
+    server.press(USER, urgent.message_id, data)
+    server.press(USER, urgent.message_id, data)  # a double tap: the second one is stale
+
+    async def answered_twice() -> bool:
+        return len([a for a in server.callback_answers if a.data == data]) == 2
+
+    await eventually(answered_twice)
+    first, second = [a for a in server.callback_answers if a.data == data]
+    assert first.text is None
+    assert second.text is not None and "gilt nicht mehr" in second.text  # its own toast
+    await server.wait_for_message(USER, lambda m: "Was haben Sie beobachtet?" in text_of(m))
+    questions = [m for m in server.messages_to(USER)[before:]]
+    # The category question, and the open question once more: no other message.
+    assert len(questions) == 2
+    assert all("Was haben Sie beobachtet?" in text_of(m) for m in questions)
