@@ -539,3 +539,25 @@ async def test_a_draft_left_for_thirty_minutes_gets_one_reminder(runtime: Runtim
         scheduler.shutdown()
     [reminder] = [m for m in await outbox_for(runtime, "driver") if m.kind == "notice"]
     assert "noch nicht abgeschickt" in reminder.payload[0]["text"]
+
+
+async def test_a_voice_note_may_stand_in_for_the_words(runtime: Runtime, tmp_path: Path) -> None:
+    voice = tmp_path / "note.ogg"
+    voice.write_bytes(b"OggS" + b"\x00" * 200)
+    driver = Counted(runtime.core, "driver")
+    await driver.onboard()
+    driver.inputs = 0
+    await driver.send("/report")
+    await driver.send("2")
+    await driver.send(f"/voice {voice}")  # at "what did you see?"
+    assert "Wo war das?" in driver.screen
+    await driver.send("/location 51.1 7.1")
+    await driver.send(f"/photo {photo(tmp_path)}")
+    assert "Sprachnachricht" in driver.screen  # the summary names it
+    await driver.send("2")
+    assert REFERENCE.search(driver.screen) is not None and driver.inputs == 6
+    [report] = await reports(runtime)
+    assert report.answers["description"]["voice"]["kind"] == "voice"
+    coordinator = await outbox_for(runtime, "leitstelle")
+    kinds = [a["kind"] for a in coordinator[0].payload[0]["attachments"]]
+    assert sorted(kinds) == ["photo", "voice"]  # the coordinators get the voice note too

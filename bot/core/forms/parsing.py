@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from bot.core.forms.model import Input, Invalid, Step
 
-TIME_FORMATS = ("%H:%M", "%H.%M", "%H%M", "%H")
+# A time of day: "14:30", "14.30", "14", "9" (hours, and minutes after a separator), or
+# "1430" and "930" (four or three digits). Two digits are hours: "14" is 14:00.
+TIME_OF_DAY = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?|(\d{1,2})(\d{2})")
 DATETIME_FORMATS = (
     "%d.%m.%Y %H:%M",
     "%d.%m.%y %H:%M",
@@ -69,22 +71,31 @@ def parse_moment(
     """
     cleaned = " ".join(re.sub(r"(?i)\buhr\b|(?<=\d)h\b|\bgodz\.?", " ", text).split())
     local_now = now.astimezone(tz)
-    formats = TIME_FORMATS if kind is Input.TIME else (*DATETIME_FORMATS, *TIME_FORMATS)
-    for pattern in formats:
-        try:
-            parsed = datetime.strptime(cleaned, pattern)
-        except ValueError:
-            continue
-        if pattern in TIME_FORMATS:
-            moment = local_now.replace(
-                hour=parsed.hour, minute=parsed.minute, second=0, microsecond=0
-            )
-            if direction == "future" and moment <= local_now:
-                moment += timedelta(days=1)
-        else:
-            moment = parsed.replace(tzinfo=tz)
+    clock = _time_of_day(cleaned)
+    if clock is not None:
+        moment = local_now.replace(hour=clock[0], minute=clock[1], second=0, microsecond=0)
+        if direction == "future" and moment <= local_now:
+            moment += timedelta(days=1)
         return _bounded(moment, local_now, direction)
+    if kind is Input.DATETIME:
+        for pattern in DATETIME_FORMATS:
+            try:
+                parsed = datetime.strptime(cleaned, pattern)
+            except ValueError:
+                continue
+            return _bounded(parsed.replace(tzinfo=tz), local_now, direction)
     raise Invalid("form.need_time" if kind is Input.TIME else "form.need_datetime")
+
+
+def _time_of_day(text: str) -> tuple[int, int] | None:
+    """(hour, minute) of a time of day as people type it, or None."""
+    found = TIME_OF_DAY.fullmatch(text) if text.isascii() else None
+    if found is None:
+        return None
+    hour, minute = found.group(1) or found.group(3), found.group(2) or found.group(4) or "0"
+    if int(hour) > 23 or int(minute) > 59:
+        return None
+    return int(hour), int(minute)
 
 
 def _bounded(moment: datetime, now: datetime, direction: str) -> datetime:
