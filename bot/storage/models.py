@@ -255,3 +255,15 @@ class Acknowledgement(Base):
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandledEvent(Base):
+    """A platform update or event id that was handled: recorded in the event's own
+    transaction, so a repeat (a retried webhook, a replayed sync) is dropped."""
+
+    __tablename__ = "handled_events"
+    __table_args__ = (Index("ix_handled_events_at", "at"),)
+
+    transport: Mapped[str] = mapped_column(String(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
