@@ -4,7 +4,9 @@ On PostgreSQL the leader is the process that holds a session-level advisory lock
 (`pg_try_advisory_lock`) on a connection of its own, open for as long as it leads. When
 that process dies, PostgreSQL ends its session and so frees the lock; a standby, trying
 again every few seconds, takes it over. On SQLite there is one instance by design, and it
-is always the leader.
+is always the leader: `one_instance` makes a second `sicherheitsbot run` on the same
+database file refuse to start (an exclusive lock on a file beside it, freed by the
+operating system when the process ends, however it ends).
 
 Advisory locks are per database (not per schema): deployments that share one database
 need different keys.
@@ -13,8 +15,11 @@ need different keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine.url import make_url
@@ -114,6 +119,34 @@ class Leadership:
             self._engine = None
 
 
+class AnotherInstance(RuntimeError):
+    """A second instance on a database that serves one."""
+
+
+@contextlib.contextmanager
+def one_instance(database_url: str) -> Iterator[None]:
+    """On SQLite: hold an exclusive lock beside the database file while serving, or raise
+    AnotherInstance. On PostgreSQL several instances are fine: nothing to hold."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    path = Path(url.database).with_suffix(".run.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise AnotherInstance(
+                f"another `sicherheitsbot run` serves {url.database}; SQLite serves one "
+                "instance (use PostgreSQL for several)"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 async def _close(connection: AsyncConnection) -> None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
@@ -124,8 +157,8 @@ async def _close(connection: AsyncConnection) -> None:
 
 async def keep_leading(
     leadership: Leadership,
-    start: Callable[[], None],
-    stop: Callable[[], None],
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
     retry_seconds: float = RETRY_SECONDS,
 ) -> None:
     """Until cancelled: `start` whenever this process becomes the leader, `stop` when it
@@ -137,17 +170,17 @@ async def keep_leading(
             if leading and not await leadership.still_held():
                 log.warning("leadership lost: stopping the scheduler here")
                 leading = False
-                stop()
+                await stop()
             elif not leading and await leadership.try_acquire():
                 log.info("leadership taken: running the scheduler here")
                 leading = True
                 try:
-                    start()
+                    await start()
                 except Exception:
                     # Leading without a scheduler would leave every instance without one.
                     log.exception("the scheduler failed to start; giving the leadership up")
                     leading = False
-                    stop()
+                    await stop()
                     await leadership.release()
             elif not leading and not said_standby:
                 log.info("standby: another instance runs the scheduler")
@@ -155,5 +188,5 @@ async def keep_leading(
             await asyncio.sleep(retry_seconds)
     finally:
         if leading:
-            stop()
+            await stop()
         await leadership.close()

@@ -15,25 +15,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import delete, select
 
+from bot.config import Settings
+from bot.core.context import Context, Destination
 from bot.core.events import Choice, Reply
+from bot.core.forms import FormState
 from bot.leader import RETRY_SECONDS, Leadership, keep_leading
 from bot.routine import daily_digest, purge_media, weekly_tips
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
+from bot.storage.events import forget_handled
 from bot.storage.models import ConversationEntry, DialogueState, Report, User, utcnow
 
 log = logging.getLogger(__name__)
 REPORT_FLOW = "rep"
+HANDLED_KEPT = timedelta(days=7)
 
 
 def sync_url(url: str) -> str:
@@ -45,16 +55,84 @@ def sync_url(url: str) -> str:
     raise ValueError(f"no synchronous driver known for {url.split(':', 1)[0]}")
 
 
+class OffLoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """APScheduler's asyncio scheduler with its synchronous job store kept off the loop.
+
+    The job store queries the database synchronously whenever jobs are processed (next run
+    times, removals). AsyncIOScheduler does that on the event loop, where a slow write
+    would stall every person's answer; here the processing runs in a worker thread, and
+    the jobs themselves (coroutines) are handed back to the loop."""
+
+    _busy = False
+    _again = False
+
+    def wakeup(self) -> None:
+        loop = self._eventloop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._stop_timer()
+        if self.state == STATE_STOPPED or self._eventloop is None:
+            return
+        if self._busy:
+            self._again = True
+            return
+        self._busy = True
+        future = self._eventloop.run_in_executor(None, self._process_jobs)
+        future.add_done_callback(self._processed)
+
+    def _processed(self, future: asyncio.Future[float | None]) -> None:
+        self._busy = False
+        try:
+            wait = future.result()
+        except Exception:
+            log.exception("processing the scheduled jobs failed; trying again shortly")
+            wait = RETRY_SECONDS
+        if self._again:
+            self._again = False
+            self._wake()
+        elif self.state != STATE_STOPPED and self._eventloop is not None:
+            self._start_timer(wait)
+
+    def _create_default_executor(self) -> AsyncIOExecutor:
+        return _LoopExecutor()
+
+
+class _LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
+    """Submits a due job from the processing thread to the event loop, thread-safely."""
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> None:
+        self._eventloop.call_soon_threadsafe(super()._do_submit_job, job, run_times)
+
+
+def standard_jobs(settings: Settings) -> list[tuple[Callable[..., Any], str, dict[str, Any]]]:
+    """(job, id, trigger) of the jobs every deployment runs."""
+    tz = ZoneInfo(settings.bot.timezone)
+    return [
+        (fan_out_due, "broadcasts_due", {"trigger": IntervalTrigger(seconds=30)}),
+        (urgent_resend, "urgent_resend", {"trigger": IntervalTrigger(minutes=1)}),
+        (remind_reports, "report_reminders", {"trigger": IntervalTrigger(minutes=5)}),
+        (purge, "daily_purge", {"trigger": CronTrigger(hour=3, minute=17, timezone=tz)}),
+        (purge_media, "media_purge", {"trigger": CronTrigger(hour=3, minute=27, timezone=tz)}),
+        (daily_digest, "daily_digest",
+         {"trigger": CronTrigger(hour=settings.scheduler.digest_hour, timezone=tz)}),
+        (weekly_tips, "weekly_tips",
+         {"trigger": CronTrigger(day_of_week="mon", hour=9, timezone=tz)}),
+    ]  # fmt: skip
+
+
 class BotScheduler:
-    """The bot's jobs; one instance per process runs them."""
+    """The bot's jobs; one instance per deployment runs them (see `bot.leader`)."""
 
     current: BotScheduler | None = None
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, jobstore: Any = None) -> None:
         self.runtime = runtime
         settings = runtime.settings.scheduler
-        self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=sync_url(runtime.settings.database_url))},
+        store = jobstore or SQLAlchemyJobStore(url=sync_url(runtime.settings.database_url))
+        self.scheduler = OffLoopScheduler(
+            jobstores={"default": store},
             job_defaults={
                 "coalesce": True,
                 "misfire_grace_time": settings.misfire_grace_minutes * 60,
@@ -63,26 +141,48 @@ class BotScheduler:
             timezone=ZoneInfo(runtime.settings.bot.timezone),
         )
 
-    def start(self, standard_jobs: bool = True) -> None:
+    async def start(self, with_standard_jobs: bool = True, now: datetime | None = None) -> None:
+        """Start: the job store is opened and the standard jobs written in a worker
+        thread; then the periodic runs missed while no instance ran the scheduler (within
+        `scheduler.misfire_grace_minutes`) run once, and processing begins."""
         BotScheduler.current = self
-        self.scheduler.start()
-        if standard_jobs:
-            self.add_standard_jobs()
+        self.scheduler._eventloop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.scheduler.start, paused=True)
+        if with_standard_jobs:
+            await asyncio.to_thread(self._add_standard_jobs)
+        self.scheduler.resume()
+        if with_standard_jobs:
+            await self.catch_up(now or utcnow())
 
-    def add_standard_jobs(self) -> None:
-        add = self.scheduler.add_job
-        add(fan_out_due, "interval", seconds=30, id="broadcasts_due", replace_existing=True)
-        add(urgent_resend, "interval", minutes=1, id="urgent_resend", replace_existing=True)
-        add(remind_reports, "interval", minutes=5, id="report_reminders", replace_existing=True)
-        add(purge, "cron", hour=3, minute=17, id="daily_purge", replace_existing=True)
-        add(purge_media, "cron", hour=3, minute=27, id="media_purge", replace_existing=True)
-        digest_hour = self.runtime.settings.scheduler.digest_hour
-        add(daily_digest, "cron", hour=digest_hour, id="daily_digest", replace_existing=True)
-        add(weekly_tips, "cron", day_of_week="mon", hour=9, id="weekly_tips", replace_existing=True)
+    def _add_standard_jobs(self) -> None:
+        for job, job_id, trigger in standard_jobs(self.runtime.settings):
+            self.scheduler.add_job(job, id=job_id, replace_existing=True, **trigger)
 
-    def schedule_broadcast(self, broadcast_id: int, when: datetime) -> None:
+    async def catch_up(self, now: datetime) -> list[str]:
+        """Run once each daily or weekly job whose time fell within the grace period before
+        `now` (the bot was down, or was killed while the job ran). Every such job is
+        idempotent — a digest, a tip, a purge is queued or done once per day or week — so a
+        run that had in fact finished sends nothing twice."""
+        grace = timedelta(minutes=self.runtime.settings.scheduler.misfire_grace_minutes)
+        ran = []
+        for job, job_id, trigger in standard_jobs(self.runtime.settings):
+            cron = trigger["trigger"]
+            if not isinstance(cron, CronTrigger):
+                continue
+            due = cron.get_next_fire_time(None, now - grace)
+            if due is not None and due <= now:
+                log.info("scheduler: running %s, missed at %s", job_id, due.isoformat())
+                try:
+                    await job()
+                except Exception:
+                    log.exception("scheduler: catching up %s failed", job_id)
+                ran.append(job_id)
+        return ran
+
+    async def schedule_broadcast(self, broadcast_id: int, when: datetime) -> None:
         """Fan a broadcast out at its time (also picked up by `broadcasts_due`)."""
-        self.scheduler.add_job(
+        await asyncio.to_thread(
+            self.scheduler.add_job,
             fan_out_broadcast,
             "date",
             run_date=when,
@@ -91,33 +191,33 @@ class BotScheduler:
             replace_existing=True,
         )
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for store in self.scheduler._jobstores.values():
             engine = getattr(store, "engine", None)
             if engine is not None:
-                engine.dispose()
+                await asyncio.to_thread(engine.dispose)
         if BotScheduler.current is self:
             BotScheduler.current = None
 
 
 @asynccontextmanager
 async def scheduler_while_leader(
-    runtime: Runtime, retry_seconds: float = RETRY_SECONDS, standard_jobs: bool = True
+    runtime: Runtime, retry_seconds: float = RETRY_SECONDS, with_standard_jobs: bool = True
 ) -> AsyncIterator[Leadership]:
     """Run the scheduler in this process only while it is the leader; stop it on exit."""
     leadership = Leadership(runtime.settings.database_url)
     running: list[BotScheduler] = []
 
-    def start() -> None:
+    async def start() -> None:
         scheduler = BotScheduler(runtime)
         running.append(scheduler)
-        scheduler.start(standard_jobs)
+        await scheduler.start(with_standard_jobs)
 
-    def stop() -> None:
+    async def stop() -> None:
         while running:
-            running.pop().shutdown()
+            await running.pop().shutdown()
 
     task = asyncio.create_task(keep_leading(leadership, start, stop, retry_seconds))
     try:
@@ -151,14 +251,19 @@ async def fan_out_broadcast(broadcast_id: int) -> None:
         await fan_out(runtime.sessions, runtime.content, _tz(runtime), broadcast_id)
 
 
-async def fan_out_due() -> None:
-    from handlers.alert_fanout import due_broadcasts
+async def fan_out_due(now: datetime | None = None) -> None:
+    """Fan out the alerts whose time has come; alerts that expired first (the bot was down)
+    are marked expired with whatever of them waits, and never sent late."""
+    from handlers.alert_fanout import due_broadcasts, expire_broadcasts
 
     runtime = _runtime()
     if runtime is None:
         return
+    now = now or utcnow()
+    async with transaction(runtime.sessions) as session:
+        await expire_broadcasts(session, now)
     async with runtime.sessions() as session:
-        due = await due_broadcasts(session, utcnow())
+        due = await due_broadcasts(session, now)
     for broadcast_id in due:
         await fan_out_broadcast(broadcast_id)
 
@@ -194,24 +299,27 @@ async def purge(now: datetime | None = None) -> dict[str, int]:
         counts = {
             "conversation": int(getattr(logs, "rowcount", 0) or 0),
             "reports": int(getattr(reports, "rowcount", 0) or 0),
+            # Platforms repeat an update within hours (a webhook retried, a sync replayed):
+            # a week of handled ids is plenty.
+            "handled_events": await forget_handled(session, now - HANDLED_KEPT),
         }
         await repos.audit(session, None, "purge", "", counts)
     return counts
 
 
 async def remind_reports(now: datetime | None = None) -> int:
-    """One notice about a report left half done: continue or discard."""
+    """One notice about a report left half done: continue or discard. The draft is marked
+    through the event pipeline (under the person's lock), like every write of a person's
+    dialogue state."""
     runtime = _runtime()
     if runtime is None:
         return 0
     now = now or utcnow()
     minutes = runtime.settings.scheduler.report_reminder_minutes
-    content = runtime.content
-    reminded = 0
-    async with transaction(runtime.sessions) as session:
+    async with runtime.sessions() as session:
         rows = (
             await session.execute(
-                select(DialogueState, User)
+                select(User.transport, User.platform_id, DialogueState.chat_id)
                 .join(User, User.id == DialogueState.user_id)
                 .where(
                     User.transport.in_([d.name for d in runtime.core.doors() if d.active]),
@@ -222,27 +330,27 @@ async def remind_reports(now: datetime | None = None) -> int:
                 .limit(500)
             )
         ).all()
-        for state, user in rows:
-            if state.data.get("reminded"):
-                continue
-            state.data = {**state.data, "reminded": True}
-            lang = user.language
+    reminded = 0
+    for transport, platform_id, chat_id in rows:
+        done: list[bool] = []
+
+        async def remind(context: Context, done: list[bool] = done) -> None:
+            state = FormState.load(context.state.data)
+            if context.flow != REPORT_FLOW or state.reminded:
+                return  # sent meanwhile, or reminded before
+            state.reminded = True
+            context.state.data = state.dump()
             reply = Reply(
-                text=content.text(lang, "alerts.reminder"),
+                text=context.t("alerts.reminder"),
                 choices=[
-                    Choice("/report", content.text(lang, "alerts.reminder_continue")),
-                    Choice(
-                        f"{REPORT_FLOW}:~discard", content.text(lang, "alerts.reminder_discard")
-                    ),
+                    Choice("/report", context.t("alerts.reminder_continue")),
+                    Choice(f"{REPORT_FLOW}:~discard", context.t("alerts.reminder_discard")),
                 ],
             )
-            await repos.queue_outbox(
-                session,
-                transport=user.transport,
-                chat_id=state.chat_id,
-                user_id=user.id,
-                kind="notice",
-                replies=[reply],
-            )
-            reminded += 1
+            own = Destination(context.event.transport, context.event.chat_id, context.user.id)
+            await context.send_to(own, [reply], kind="notice")
+            done.append(True)
+
+        await runtime.core.pipeline.system(transport, platform_id, chat_id, remind)
+        reminded += len(done)
     return reminded

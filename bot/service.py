@@ -12,6 +12,7 @@ from typing import Protocol
 from bot.config import Settings
 from bot.core.doors import reach_problem
 from bot.delivery.outbox import Limits, OutboxWorker, Sender
+from bot.leader import one_instance
 from bot.runtime import Runtime, open_runtime
 from bot.scheduler import scheduler_while_leader
 from bot.transports.registry import doors
@@ -62,10 +63,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     problem = reach_problem(doors(settings))
     if problem is not None:
         raise RuntimeError(problem)
+    with one_instance(settings.database_url):
+        await _serve(settings, stop)
+
+
+async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
+        # With the terminal as the only transport (nothing to connect: its people read
+        # their messages when they open the chat), `run` serves the scheduler and health.
         transports = enabled_transports(runtime)
-        if not transports:
-            raise RuntimeError("no transport enabled: set telegram.enabled or matrix.enabled")
         if settings.web.listen:
             # First: /healthz answers while the transports still connect.
             app = create_app(settings.web, runtime.engine, transports)

@@ -305,6 +305,16 @@ async def status_counts(session: AsyncSession, broadcast_id: int) -> dict[str, i
     for status, count in rows.all():
         key = "queued" if status == "sending" else str(status)
         counts[key] = counts.get(key, 0) + int(count)
+    # Rows still waiting past the alert's validity will never go out: expired already.
+    stale = await session.scalar(
+        select(func.count()).where(
+            OutboxMessage.broadcast_id == broadcast_id,
+            OutboxMessage.status.in_(("queued", "sending")),
+            OutboxMessage.expires_at <= utcnow(),
+        )
+    )
+    counts["queued"] -= int(stale or 0)
+    counts["expired"] += int(stale or 0)
     acked = await session.scalar(
         select(func.count())
         .select_from(Acknowledgement)
@@ -315,13 +325,45 @@ async def status_counts(session: AsyncSession, broadcast_id: int) -> dict[str, i
 
 
 async def due_broadcasts(session: AsyncSession, now: datetime) -> list[int]:
-    """Scheduled broadcasts whose time has come, and fan-outs left half done."""
+    """Scheduled broadcasts whose time has come, and fan-outs left half done; never one
+    that has expired."""
     found = await session.scalars(
         select(Broadcast.id).where(
-            Broadcast.status.in_(("scheduled", "sending")), Broadcast.send_at <= now
+            Broadcast.status.in_(("scheduled", "sending")),
+            Broadcast.send_at <= now,
+            Broadcast.expires_at > now,
         )
     )
     return list(found.all())
+
+
+async def expire_broadcasts(session: AsyncSession, now: datetime) -> int:
+    """Alerts past their validity that were still to go out (the bot was down when they
+    were due): marked expired, and whatever of them waits in the outbox with them."""
+    found = list(
+        (
+            await session.scalars(
+                select(Broadcast.id).where(
+                    Broadcast.status.in_(("scheduled", "sending")), Broadcast.expires_at <= now
+                )
+            )
+        ).all()
+    )
+    if found:
+        await session.execute(
+            update(Broadcast).where(Broadcast.id.in_(found)).values(status="expired")
+        )
+    # What still waits of any alert past its validity will never go out.
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.broadcast_id.is_not(None),
+            OutboxMessage.status == "queued",
+            OutboxMessage.expires_at <= now,
+        )
+        .values(status="expired")
+    )
+    return len(found)
 
 
 async def expire_rows(session: AsyncSession, broadcast_id: int) -> None:

@@ -535,8 +535,7 @@ async def test_a_draft_left_for_thirty_minutes_gets_one_reminder(runtime: Runtim
         assert await remind_reports(now=utcnow() + timedelta(minutes=31)) == 1
         assert await remind_reports(now=utcnow() + timedelta(minutes=90)) == 0
     finally:
-        BotScheduler.current = None
-        scheduler.shutdown()
+        await scheduler.shutdown()
     [reminder] = [m for m in await outbox_for(runtime, "driver") if m.kind == "notice"]
     assert "noch nicht abgeschickt" in reminder.payload[0]["text"]
 

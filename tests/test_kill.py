@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -252,3 +253,68 @@ async def test_outbox_worker_killed_mid_delivery_delivers_everything_once(
     # Only the batches in flight at the kill may arrive twice; nothing arrives three times.
     assert twice <= in_flight and len(in_flight) <= outbox_runner.BATCH * BATCHES_IN_FLIGHT
     assert max(server.counts.values()) <= 2
+
+
+async def start_telegram_bot(tmp_path: Path, base_url: str, file_url: str) -> Any:
+    """`sicherheitsbot run` polling the Bot API test server, in its own process."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[bot]\ndata_dir = "{tmp_path / "data"}"\n[web]\nlisten = ""\n'
+        f"[telegram]\nenabled = true\ncoordinators = [9001]\n"
+        f'base_url = "{base_url}"\nbase_file_url = "{file_url}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SICHERHEITSBOT_")}
+    env["SICHERHEITSBOT_TELEGRAM__TOKEN"] = TELEGRAM_TOKEN
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--config", str(config),
+        env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+TELEGRAM_TOKEN = "555:KILLTEST"
+
+
+async def test_killed_after_answering_before_telegram_heard_it_answers_once(
+    tmp_path: Path,
+) -> None:
+    from tests.peers.botapi import BotApiServer
+
+    server = BotApiServer()
+    server.add_bot(TELEGRAM_TOKEN)
+    await server.start()
+    try:
+        bot = await start_telegram_bot(tmp_path, server.base_url, server.base_file_url)
+        server.send_text(4242, "/start")
+        await server.wait_for_message(4242, lambda m: True, timeout=60)
+        # From now on no poll reaches Telegram: what the bot fetches stays unacknowledged.
+        server.hold_polls()
+        update = server.send_text(4242, "/help")["update_id"]
+        await server.wait_for_message(4242, lambda m: "/report" in (m.plain_text or ""), 60)
+        bot.kill()  # handled and answered; its next poll never got through
+        await bot.wait()
+        server.hold_polls(False)
+        assert update in [u["update_id"] for u in server.pending_updates()]  # comes again
+
+        again = await start_telegram_bot(tmp_path, server.base_url, server.base_file_url)
+        try:
+            await until_acknowledged(server, update)
+            # One person's updates are handled in order: once this is answered, the
+            # repeat before it has been handled (or dropped) too.
+            server.send_text(4242, "/alarm")
+            await server.wait_for_message(4242, lambda m: "110" in (m.plain_text or ""), 60)
+        finally:
+            again.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(again.wait(), 60)
+        helps = [m for m in server.messages_to(4242) if "/report" in (m.plain_text or "")]
+        assert len(helps) == 1  # the repeat was recognised and dropped
+    finally:
+        await server.stop()
+
+
+async def until_acknowledged(server: Any, update_id: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while update_id in [u["update_id"] for u in server.pending_updates()]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"update {update_id} was never fetched again")
+        await asyncio.sleep(0.1)

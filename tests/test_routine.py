@@ -20,9 +20,9 @@ from tests.test_report import quick_report
 @pytest.fixture
 async def scheduler(runtime: Runtime) -> AsyncIterator[BotScheduler]:
     running = BotScheduler(runtime)
-    running.start(standard_jobs=False)
+    await running.start(with_standard_jobs=False)
     yield running
-    running.shutdown()
+    await running.shutdown()
 
 
 async def notices_to(runtime: Runtime, chat_id: str) -> list[OutboxMessage]:

@@ -80,7 +80,6 @@ class Pipeline:
     ) -> list[Reply]:
         """A queued message (an alert, a notice) reached a person's chat: see
         `Core.delivered`."""
-        event = Event(transport, chat_id, platform_id, EventKind.TEXT)
 
         async def remember(context: Context) -> None:
             if context.flow in self.core.resumers:
@@ -92,8 +91,20 @@ class Pipeline:
                 *inputs.shown(choices, numbered=not context.flow),
             ]
 
+        return await self.system(transport, platform_id, chat_id, remember)
+
+    async def system(
+        self,
+        transport: str,
+        platform_id: str,
+        chat_id: str,
+        work: Callable[[Context], Awaitable[None]],
+    ) -> list[Reply]:
+        """Run `work` on a person's state on the bot's own account (a delivery, a scheduled
+        reminder): under the person's lock, in one transaction, like their own events."""
+        event = Event(transport, chat_id, platform_id, EventKind.TEXT)
         async with self._lock((transport, platform_id)):
-            replies = await self._stored(event, remember)
+            replies = await self._stored(event, work)
         return replies or []
 
     def remember_language(self, key: tuple[str, str], language: str) -> None:

@@ -1012,6 +1012,9 @@ class _BotState:
     menu_buttons: dict[int | None, JSONDict] = field(default_factory=dict)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)
     open_queries: dict[str, JSONDict] = field(default_factory=dict)
+    # While set, getUpdates calls hang without acknowledging their offset: the window in
+    # which a bot has handled an update but Telegram has not heard so (a crash there).
+    holding_polls: bool = False
 
     @property
     def user(self) -> JSONDict:
@@ -1469,6 +1472,9 @@ class BotApiServer:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        if bot.holding_polls:
+            await bot.signal.wait_for(lambda: not bot.holding_polls or self._closing, None)
+            raise _http_error(502)  # the held call never counted: its offset is not applied
         allowed = params.obj("allowed_updates")
         if allowed is not None:
             bot.allowed_updates = list(allowed)
@@ -2013,6 +2019,14 @@ class BotApiServer:
         bot.open_queries[query["id"]] = query
         self._mark(bot, chat_id)
         return self._enqueue(bot, "callback_query", query)
+
+    def hold_polls(self, hold: bool = True, *, token: str | None = None) -> None:
+        """From now on (until `hold_polls(False)`), getUpdates calls hang and their offset
+        is never applied: updates already fetched stay unacknowledged, as when a bot dies
+        after handling them and before its next poll reached Telegram."""
+        bot = self._bot(token)
+        bot.holding_polls = hold
+        bot.signal.fire()
 
     def block(self, user_id: int, *, notify: bool = True, token: str | None = None) -> None:
         """The user blocks the bot: sends to the private chat answer 403."""
