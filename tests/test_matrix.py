@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tests.peers.synapse_fixtures import ClientFactory, UserFactory
 
 MENU = "Was möchten Sie tun?"
+CONSENT = "Sind Sie einverstanden?"
 
 
 def _png(width: int = 2, height: int = 2) -> bytes:
@@ -174,8 +175,8 @@ async def say(
 
 
 async def onboard(synapse: SynapseServer, human: nio.AsyncClient, room_id: str) -> None:
-    await say(synapse, human, room_id, "!start", "Sprache wählen")
-    await say(synapse, human, room_id, "1", "Sind Sie einverstanden?")  # Deutsch
+    """Four inputs: the greeting comes in German with the consent at once."""
+    await say(synapse, human, room_id, "!start", CONSENT)
     await say(synapse, human, room_id, "1", "Was machen Sie beruflich?")  # consent
     await say(synapse, human, room_id, "4", "In welcher Region")  # taxi
     await say(synapse, human, room_id, "4", MENU)  # Köln
@@ -194,6 +195,33 @@ def test_rendering_escapes_and_numbers_the_options() -> None:
         "<b>SP &amp; Co</b><br>a &lt; b<br>zweite Zeile<br><br>1. Ja<br>2. Nein"
     )
     assert text_content(Reply("")) is None
+
+
+def test_rendering_a_lead_and_controls_keeps_one_blank_line_between_blocks() -> None:
+    """What an answer said goes on top; a text from content ending in a newline adds no
+    blank lines; controls are a line of commands, never numbered."""
+    reply = Reply(
+        "Sind Sie einverstanden?\n",  # a YAML block text ends with a newline
+        lead="Gespeichert.\n",
+        choices=[
+            Choice("onb:consent:yes", "✅ Einverstanden"),
+            Choice("onb:~skip", "⏭ Überspringen", "skip"),
+            Choice("onb:~cancel", "✖️ Abbrechen", "cancel"),
+        ],
+    )
+    content = text_content(reply)
+    assert content is not None
+    assert content["body"] == (
+        "Gespeichert.\n\nSind Sie einverstanden?\n\n1. ✅ Einverstanden\n"
+        "⏭ Überspringen: !skip · ✖️ Abbrechen: !cancel"
+    )
+    assert "\n\n\n" not in content["body"]
+    assert content["formatted_body"] == (
+        "Gespeichert.<br><br>Sind Sie einverstanden?<br><br>1. ✅ Einverstanden<br>"
+        "⏭ Überspringen: !skip · ✖️ Abbrechen: !cancel"
+    )
+    controls_only = text_content(Reply("", choices=[Choice("f:~back", "⬅️ Zurück", "back")]))
+    assert controls_only is not None and controls_only["body"] == "⬅️ Zurück: !back"
     place = location_content(Location(51.2277, 6.7735))
     assert place["geo_uri"] == "geo:51.227700,6.773500"
     assert place["org.matrix.msc3488.location"]["uri"] == place["geo_uri"]
@@ -234,8 +262,10 @@ async def test_onboarding_in_a_dm_and_leaving_when_alone(
     matrix_client_factory: ClientFactory,
 ) -> None:
     human, room_id = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
-    await say(synapse, human, room_id, "!start", "Sprache wählen")
-    await say(synapse, human, room_id, "1", "Sind Sie einverstanden?")
+    greeting = await say(synapse, human, room_id, "!start", CONSENT)  # German, consent at once
+    assert "Willkommen" in greeting.body and "110" in greeting.body
+    assert "3. 🇬🇧 English\n4. 🇵🇱 Polski\n✖️ Abbrechen: !cancel" in greeting.body
+    assert "\n\n\n" not in greeting.body  # the privacy text's final newline adds no gap
     await say(synapse, human, room_id, "1", "Was machen Sie beruflich?")
     roles = await say(synapse, human, room_id, "/settings", "Bitte zuerst")  # not done yet
     assert roles.sender == bot.user_id
@@ -289,23 +319,26 @@ async def _report_and_triage(
     await onboard(synapse, human, room)
     await say(synapse, human, room, "!report", "Passiert es gerade jetzt")
     await say(synapse, human, room, "2", "Was haben Sie beobachtet?")  # not now
-    await say(synapse, human, room, "3", "Wo war das?")  # cargo theft
+    await say(synapse, human, room, "3", "In eigenen Worten")  # cargo theft
+    await say(synapse, human, room, "Plane aufgeschlitzt, zwei Männer", "Wo war das?")
     await synapse.send_location(human, room, 50.9375, 6.9603)
-    await synapse.wait_for_message(human, room, has("War es an einer Autobahn?"))
-    await say(synapse, human, room, "2", "Wann war das?")
-    await say(synapse, human, room, "1", "Haben Sie Personen oder Fahrzeuge")
-    await say(synapse, human, room, "4", "Noch etwas?")
-    await say(synapse, human, room, "Plane aufgeschlitzt, zwei Männer", "Fotos, Videos")
+    await synapse.wait_for_message(human, room, has("Ein Foto, Video"))
     png = _png(3, 2)
     bot.runtime.core.media.max_bytes = 10  # first an image too large for the deployment
     await synapse.send_image(human, room, png, "zu-gross.png", "image/png")
     await synapse.wait_for_message(human, room, has("Die Datei ist zu groß"))
     bot.runtime.core.media.max_bytes = 1024 * 1024
     await synapse.send_image(human, room, png, "plane.png", "image/png")
-    await synapse.wait_for_message(human, room, has("Erhalten (1 von"))
-    await say(synapse, human, room, "Fertig", "Darf die Polizei Sie")
-    await say(synapse, human, room, "1", "bitte prüfen")  # contact allowed
-    sent = await say(synapse, human, room, "1", "Aktenzeichen")
+    summary = await synapse.wait_for_message(human, room, has("bitte prüfen"))
+    assert "1 Datei" in summary.body and "3. ➕ Einzelheiten ergänzen" in summary.body
+    # The details, offered at the summary: time, people and vehicles, motorway, phone.
+    await say(synapse, human, room, "3", "Wann war das?")
+    await say(synapse, human, room, "1", "Haben Sie Personen oder Fahrzeuge")  # just now
+    await say(synapse, human, room, "4", "War es an einer Autobahn?")  # neither
+    await say(synapse, human, room, "2", "Telefonnummer")  # no motorway
+    summary = await say(synapse, human, room, "!skip", "bitte prüfen")  # no phone
+    assert "Autobahn: Nein" in summary.body and "Wann: Gerade eben" in summary.body
+    sent = await say(synapse, human, room, "1", "Meldung gesendet")  # contact allowed
     match = re.search(r"SP-\d{4}-\d{6}", sent.body)
     assert match is not None
     reference = match.group(0)
@@ -359,9 +392,8 @@ async def test_encrypted_dm_end_to_end(
         synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
     )
     assert human.rooms[room].encrypted
-    answer = await say(synapse, human, room, "!start", "Sprache wählen")
+    answer = await say(synapse, human, room, "!start", CONSENT)
     assert answer.decrypted and answer.session_id  # travelled as m.room.encrypted
-    await say(synapse, human, room, "1", "Sind Sie einverstanden?")
     await bot.restart()  # the crypto store and the sync position survive
     answer = await say(synapse, human, room, "1", "Was machen Sie beruflich?")
     assert answer.decrypted
@@ -411,7 +443,7 @@ async def test_an_encrypted_message_waits_for_its_keys(
     for _, to_device in shares:  # now the room key
         request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
         await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
-    answer = await synapse.wait_for_message(human, room, has("Sprache wählen"))
+    answer = await synapse.wait_for_message(human, room, has(CONSENT))
     assert answer.decrypted
     assert not bot.transport.state.undecrypted
 
@@ -438,8 +470,7 @@ async def test_restart_neither_repeats_nor_forgets(
         device = bot.transport.client.device_id
         assert (store / "session.json").stat().st_mode & 0o077 == 0  # the token: owner only
         human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
-        await say(synapse, human, room, "!start", "Sprache wählen")
-        await say(synapse, human, room, "1", "Sind Sie einverstanden?")
+        await say(synapse, human, room, "!start", CONSENT)
         await bot.stop()
         assert SyncState.load(store / STATE_FILE).next_batch
         await synapse.send_text(human, room, "1")  # consent, while the bot is down
@@ -457,9 +488,9 @@ async def test_restart_neither_repeats_nor_forgets(
             .select_from(ConversationEntry)
             .where(ConversationEntry.direction == "in", ConversationEntry.transport == "matrix")
         )
-    assert inbound == 5  # !start, 1, 1, 4, 4: nothing handled twice
+    assert inbound == 4  # !start, 1, 4, 4: nothing handled twice
     with pytest.raises(TimeoutError):  # and no old question asked again
-        await synapse.wait_for_message(human, room, has("Sprache wählen"), timeout=0.3)
+        await synapse.wait_for_message(human, room, has(CONSENT), timeout=0.3)
 
 
 async def test_group_room_passes_only_what_is_meant_for_the_bot(
@@ -599,7 +630,7 @@ async def say_hello(
 ) -> tuple[nio.AsyncClient, str]:
     """A DM the bot has answered in: its sync knows the room."""
     human, room = await open_dm(synapse, bot, users, clients)
-    await say(synapse, human, room, "!start", "Sprache wählen")
+    await say(synapse, human, room, "!start", CONSENT)
     return human, room
 
 
