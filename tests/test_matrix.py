@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from bot.core.events import Choice, Event, Location, Reply
 from bot.delivery.outbox import OutboxWorker, RetryLater, TransientFailure, Unreachable
 from bot.runtime import Runtime
-from bot.storage.models import ConversationEntry, Report, User
+from bot.storage.models import ConversationEntry, DialogueState, Report, User
 from bot.transports.matrix import MatrixTransport
 from bot.transports.matrix_inbound import parse_geo_uri, strip_reply_fallback
 from bot.transports.matrix_outbound import failure, location_content, text_content
@@ -634,15 +634,10 @@ async def say_hello(
     return human, room
 
 
-async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
-    bot: Bot,
-    synapse: SynapseServer,
-    matrix_user_factory: UserFactory,
-    matrix_client_factory: ClientFactory,
-) -> None:
-    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
-    await onboard(synapse, human, room)  # taxi driver in Köln
-    leitstelle = Chat(bot.runtime.core, "leitstelle")  # the terminal coordinator
+async def warn_taxis_in_koeln(bot: Bot) -> tuple[Chat, str]:
+    """The terminal coordinator sends an alert to taxi drivers in Köln; returns the
+    coordinator's chat and the alert's number."""
+    leitstelle = Chat(bot.runtime.core, "leitstelle")
     for line in ["/broadcast", "Falsche Polizisten stoppen Taxis. Im Zweifel 110.", "/skip",
                  "/skip", "Taxi", "Warnung", "Taxi", "Fertig", "Köln", "Fertig", "Fertig",
                  "24", "Jetzt"]:  # fmt: skip
@@ -651,9 +646,64 @@ async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
     await leitstelle.press("Senden")
     number = re.search(r"#(\d+)", leitstelle.screen)
     assert number is not None
+    return leitstelle, number[1]
+
+
+async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+    await onboard(synapse, human, room)  # taxi driver in Köln
+    leitstelle, number = await warn_taxis_in_koeln(bot)
 
     alert = await synapse.wait_for_message(human, room, has("Falsche Polizisten"))
     assert isinstance(alert, nio.RoomMessageText) and "1. ✅ Verstanden" in alert.body
     await say(synapse, human, room, "1", "Kenntnisnahme ist vermerkt")
-    await leitstelle.send(f"/broadcast_status {number[1]}")
+    await leitstelle.send(f"/broadcast_status {number}")
     assert "Zugestellt: 1" in leitstelle.screen and "Verstanden: 1" in leitstelle.screen
+
+
+async def test_an_alert_mid_report_asks_the_open_question_again_and_both_are_answered(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    """Trap 2: an alert arrives while the driver is in a report. The open question comes
+    again under it; "1" answers that question, "Verstanden" acknowledges the alert, and
+    the report goes on where it was."""
+    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+    await onboard(synapse, human, room)
+    await say(synapse, human, room, "!report", "Passiert es gerade jetzt")
+    await say(synapse, human, room, "2", "Was haben Sie beobachtet?")
+    leitstelle, number = await warn_taxis_in_koeln(bot)
+
+    alert = await synapse.wait_for_message(human, room, has("Falsche Polizisten"))
+    again = await synapse.wait_for_message(human, room, has("Was haben Sie beobachtet?"))
+    assert alert.server_timestamp <= again.server_timestamp  # the question comes under it
+    assert "1. 🧍 Verdächtige Person(en)" in again.body
+
+    await say(synapse, human, room, "1", "In eigenen Worten")  # the question, not the alert
+    await leitstelle.send(f"/broadcast_status {number}")
+    assert "Zugestellt: 1" in leitstelle.screen and "Verstanden: 0" in leitstelle.screen
+
+    await say(synapse, human, room, "Verstanden", "Kenntnisnahme ist vermerkt")
+    await synapse.wait_for_message(human, room, has("In eigenen Worten"))  # asked again
+    await leitstelle.send(f"/broadcast_status {number}")
+    assert "Verstanden: 1" in leitstelle.screen
+
+    await say(synapse, human, room, "Zwei Männer an einem Taxi", "Wo war das?")
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == human.user_id))
+        assert user is not None
+        state = await session.scalar(
+            select(DialogueState).where(
+                DialogueState.user_id == user.id, DialogueState.chat_id == room
+            )
+        )
+    assert state is not None and state.flow == "rep"
+    answers = state.data["answers"]
+    assert (answers["category"], answers["description"]) == ("person", "Zwei Männer an einem Taxi")

@@ -176,6 +176,7 @@ class Core(Dispatcher):
                 context.state.choices = [
                     *(inputs.shown(questions[-1].choices) if questions else []),
                     *inputs.shown(choices, numbered=not context.flow),
+                    *(inputs.by_label(context.state.choices) if context.flow else []),
                 ]
                 context.replies = merged(context.replies)
                 self._log_replies(context)
@@ -280,7 +281,11 @@ class Core(Dispatcher):
             context.say(context.t("core.done"))
         context.replies = merged(context.replies)
         with_choices = [reply for reply in context.replies if reply.choices]
-        context.state.choices = inputs.shown(with_choices[-1].choices) if with_choices else []
+        shown = inputs.shown(with_choices[-1].choices) if with_choices else []
+        # A delivered message's choices, answered by label during a dialogue, stay
+        # answerable until the dialogue ends (an alert's "Understood" after an answer).
+        kept = inputs.by_label(context.state.choices, context.event.choice) if context.flow else []
+        context.state.choices = [*shown, *kept]
         self._log_replies(context)
         await context.connection.run_sync(
             repos.write_event, context.person, context.log, commit=True
