@@ -368,6 +368,66 @@ async def _report_and_triage(
     assert len(stored.answers["media"]) == 1
 
 
+async def test_a_quick_report_in_an_encrypted_dm_takes_six_inputs(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    """From !report to a reference with typed words, an m.location and a photo: six
+    messages from the driver, every answer encrypted, and the coordinators get it all."""
+    human, room = await open_dm(
+        synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
+    )
+    await onboard(synapse, human, room)
+    inputs: list[str] = []
+
+    async def answer(text: str, expect: str) -> nio.RoomMessage:
+        inputs.append(text)
+        found = await say(synapse, human, room, text, expect)
+        assert found.decrypted
+        return found
+
+    await answer("!report", "Passiert es gerade jetzt")
+    await answer("2", "Was haben Sie beobachtet?")
+    await answer("Plane aufgeschlitzt, zwei Männer mit Messer am Lkw", "Wo war das?")
+    inputs.append("m.location")
+    await synapse.send_location(human, room, 51.4556, 7.0116)
+    await synapse.wait_for_message(human, room, has("Ein Foto, Video"))
+    photo = _png(5, 3)
+    inputs.append("m.image")
+    await synapse.send_image(human, room, photo, "lkw.png", "image/png", encrypted=True)
+    summary = await synapse.wait_for_message(human, room, has("bitte prüfen"))
+    assert "1. 📨 Senden – Rückfragen erlaubt" in summary.body
+    assert "⚠️ Raub oder Versuch" in summary.body  # inferred from "Messer"
+    sent = await answer("1", "Meldung gesendet")
+    reference = re.search(r"SP-\d{4}-\d{6}", sent.body)
+    assert reference is not None
+    assert len(inputs) <= 6, inputs
+
+    lead, lead_room = bot.coordinator, bot.coordinator_room
+    assert lead is not None
+    card = await synapse.wait_for_message(lead, lead_room, has(reference[0]))
+    assert "zwei Männer mit Messer" in card.body
+    place = await synapse.wait_for_message(
+        lead, lead_room, lambda e: getattr(e, "msgtype", "") == "m.location"
+    )
+    assert place.source["content"]["geo_uri"] == "geo:51.455600,7.011600"
+    image = await synapse.wait_for_message(
+        lead, lead_room, lambda e: isinstance(e, nio.RoomMessageImage)
+    )
+    assert await synapse.download_media(lead, image) == photo
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == human.user_id))
+        assert user is not None
+        received = await session.scalar(
+            select(func.count())
+            .select_from(ConversationEntry)
+            .where(ConversationEntry.user_id == user.id, ConversationEntry.direction == "in")
+        )
+    assert received == 4 + len(inputs)  # onboarding, then the report: nothing else was needed
+
+
 async def test_tips_and_silent_alarm(
     bot: Bot,
     synapse: SynapseServer,
