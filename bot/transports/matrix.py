@@ -25,6 +25,7 @@ from bot.delivery.outbox import Limits, RetryLater, TransientFailure, Unreachabl
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
+from bot.transports.matrix_direct import DirectRooms
 from bot.transports.matrix_inbound import Inbound
 from bot.transports.matrix_outbound import TRANSPORT, MatrixSender
 from bot.transports.matrix_state import (
@@ -54,7 +55,8 @@ class MatrixTransport:
         rate = self.settings.messages_per_second
         self.limits = Limits(overall_per_second=rate, per_chat_per_second=max(1.0, rate))
         self.store_dir = self.settings.store_dir or runtime.settings.bot.data_dir / "matrix"
-        self.sender = MatrixSender(self.core, self.settings, self.limits)
+        direct = DirectRooms(self.core, self.settings)
+        self.sender = MatrixSender(self.core, self.settings, self.limits, direct)
         self.client: Any = None
         self.state = SyncState(self.store_dir / STATE_FILE)
         self.inbound: Inbound | None = None

@@ -14,7 +14,7 @@ import io
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import nio
@@ -23,6 +23,9 @@ from bot.config import MatrixSettings
 from bot.core.app import Core
 from bot.core.events import Attachment, AttachmentKind, Location, Reply
 from bot.delivery.outbox import ChatLimiter, Limits, RetryLater, TransientFailure, Unreachable
+
+if TYPE_CHECKING:
+    from bot.transports.matrix_direct import DirectRooms
 
 log = logging.getLogger(__name__)
 TRANSPORT = "matrix"
@@ -101,9 +104,12 @@ class MatrixSender:
 
     transport = TRANSPORT
 
-    def __init__(self, core: Core, settings: MatrixSettings, limits: Limits) -> None:
+    def __init__(
+        self, core: Core, settings: MatrixSettings, limits: Limits, direct: DirectRooms
+    ) -> None:
         self.core = core
         self.settings = settings
+        self.direct = direct
         self.client: Any = None  # the nio.AsyncClient, once the transport has started
         self.limiter = ChatLimiter(limits)  # for direct answers; the worker has its own
         self.own_events: OrderedDict[str, None] = OrderedDict()
@@ -112,7 +118,12 @@ class MatrixSender:
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
         """Outbox delivery: send, then tell the Core, which remembers the options shown (so
         numbers and labels typed back resolve) and, in a direct chat, gives back the open
-        question of a dialogue the message interrupted."""
+        question of a dialogue the message interrupted. A Matrix user id as `chat_id`
+        (a coordinator named in the config) means the direct room with that person."""
+        if chat_id.startswith("@"):
+            if self.client is None:
+                raise TransientFailure("matrix transport not started")
+            chat_id = await self.direct.room_for(self.client, chat_id)
         last = ""
         for reply in replies:
             last = await self.send_reply(chat_id, reply) or last
