@@ -252,6 +252,22 @@ def test_sync_state_skips_replays_and_older_events(tmp_path: Path) -> None:
     assert state.is_new("!r", "$c", "@other:y", 1000, in_order=True)  # clocks differ
 
 
+async def test_sync_state_remembers_who_was_told_until_they_write_readably(
+    tmp_path: Path,
+) -> None:
+    state = SyncState(tmp_path / STATE_FILE)
+    state.tell("!r", "@a:x")
+    state.tell("!r", "@b:x")
+    state.told_unreadable["!old"] = {"@c:x": 1}  # told long ago: forgotten on saving
+    await state.save()
+    loaded = SyncState.load(tmp_path / STATE_FILE)  # as after a restart
+    assert loaded.was_told("!r", "@a:x") and loaded.was_told("!r", "@b:x")
+    assert not loaded.was_told("!old", "@c:x")
+    loaded.readable("!r", "@a:x")  # @a wrote something readable
+    assert not loaded.was_told("!r", "@a:x") and loaded.was_told("!r", "@b:x")
+    assert not loaded.was_told("!other", "@b:x")  # per room
+
+
 # -- against Synapse --------------------------------------------------------------------------
 
 
