@@ -10,7 +10,7 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import nio
@@ -480,6 +480,43 @@ async def test_encrypted_dm_end_to_end(
     assert stored.read_bytes() == png  # downloaded and decrypted by the bot
 
 
+Shares = list[tuple[Any, dict[str, Any]]]
+
+
+async def send_without_key(human: nio.AsyncClient, room: str, text: str) -> tuple[str, Shares]:
+    """Send `text` encrypted, but keep the room key from the bot (as a client that had not
+    seen the bot's device would). Returns the event id and the withheld key messages (none
+    when the session in use was withheld before)."""
+    await human.sync(timeout=0)
+    if human.should_query_keys:
+        await human.keys_query()
+    if not human.rooms[room].members_synced:
+        await human.joined_members(room)
+    missing = human.get_missing_sessions(room)
+    if missing:
+        await human.keys_claim(missing)
+    shares: Shares = []
+    if room not in human.olm.outbound_group_sessions:  # a new session: its key stays here
+        users = list(human.rooms[room].users)
+        shares = list(human.olm.share_group_session_parallel(room, users, True))
+        human.olm.outbound_group_sessions[room].shared = True
+    kind, content = human.encrypt(room, "m.room.message", {"msgtype": "m.text", "body": text})
+    sent = await human._send(
+        nio.RoomSendResponse,
+        *Api.room_send(human.access_token, room, kind, content, uuid4()),
+        (room,),
+    )
+    assert isinstance(sent, nio.RoomSendResponse)
+    return str(sent.event_id), shares
+
+
+async def hand_over(human: nio.AsyncClient, room: str, shares: Shares) -> None:
+    """The withheld room key reaches the bot at last."""
+    for _, to_device in shares:
+        request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
+        await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
+
+
 async def test_an_encrypted_message_waits_for_its_keys(
     bot: Bot,
     synapse: SynapseServer,
@@ -491,34 +528,15 @@ async def test_an_encrypted_message_waits_for_its_keys(
     human, room = await open_dm(
         synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
     )
-    await human.sync(timeout=0)
-    if human.should_query_keys:
-        await human.keys_query()
-    if not human.rooms[room].members_synced:
-        await human.joined_members(room)
-    missing = human.get_missing_sessions(room)
-    if missing:
-        await human.keys_claim(missing)
-    users = list(human.rooms[room].users)
-    shares = list(human.olm.share_group_session_parallel(room, users, True))
-    human.olm.outbound_group_sessions[room].shared = True
-    kind, content = human.encrypt(room, "m.room.message", {"msgtype": "m.text", "body": "!start"})
-    sent = await human._send(
-        nio.RoomSendResponse,
-        *Api.room_send(human.access_token, room, kind, content, uuid4()),
-        (room,),
-    )
-    assert isinstance(sent, nio.RoomSendResponse)
+    event_id, shares = await send_without_key(human, room, "!start")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     waiting = bot.transport.state.undecrypted
-    while not any(item["source"]["event_id"] == sent.event_id for item in waiting):
+    while not any(item["source"]["event_id"] == event_id for item in waiting):
         assert loop.time() < deadline, "the bot never saw the encrypted message"
         await asyncio.sleep(0.05)
         waiting = bot.transport.state.undecrypted
-    for _, to_device in shares:  # now the room key
-        request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
-        await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
+    await hand_over(human, room, shares)  # now the room key
     answer = await synapse.wait_for_message(human, room, has(CONSENT))
     assert answer.decrypted
     assert not bot.transport.state.undecrypted

@@ -8,56 +8,26 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from typing import TYPE_CHECKING
 
-import nio
 import pytest
-from nio.api import Api
 
 from bot.runtime import Runtime
 from bot.transports.matrix_state import STATE_FILE, SyncState
-from tests.test_matrix import CONSENT, Bot, has, launch, open_dm, say
+from tests.test_matrix import (
+    CONSENT,
+    Bot,
+    hand_over,
+    has,
+    launch,
+    open_dm,
+    say,
+    send_without_key,
+)
 
 if TYPE_CHECKING:
     from tests.peers.synapse import SynapseServer
     from tests.peers.synapse_fixtures import ClientFactory, UserFactory
-
-Shares = list[tuple[Any, dict[str, Any]]]
-
-
-async def send_without_key(human: nio.AsyncClient, room: str, text: str) -> tuple[str, Shares]:
-    """Send `text` encrypted, but keep the room key from the bot (as a client that had not
-    seen the bot's device would). Returns the event id and the withheld key messages (none
-    when the session in use was withheld before)."""
-    await human.sync(timeout=0)
-    if human.should_query_keys:
-        await human.keys_query()
-    if not human.rooms[room].members_synced:
-        await human.joined_members(room)
-    missing = human.get_missing_sessions(room)
-    if missing:
-        await human.keys_claim(missing)
-    shares: Shares = []
-    if room not in human.olm.outbound_group_sessions:  # a new session: its key stays here
-        users = list(human.rooms[room].users)
-        shares = list(human.olm.share_group_session_parallel(room, users, True))
-        human.olm.outbound_group_sessions[room].shared = True
-    kind, content = human.encrypt(room, "m.room.message", {"msgtype": "m.text", "body": text})
-    sent = await human._send(
-        nio.RoomSendResponse,
-        *Api.room_send(human.access_token, room, kind, content, uuid4()),
-        (room,),
-    )
-    assert isinstance(sent, nio.RoomSendResponse)
-    return str(sent.event_id), shares
-
-
-async def hand_over(human: nio.AsyncClient, room: str, shares: Shares) -> None:
-    """The withheld room key reaches the bot at last."""
-    for _, to_device in shares:
-        request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
-        await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
 
 
 async def considered(bot: Bot, event_id: str) -> None:
