@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nio
+import pytest
 from sqlalchemy import select
 
+from bot.core.events import Reply
+from bot.delivery.outbox import TransientFailure
 from bot.runtime import Runtime
 from bot.storage.models import OutboxMessage, Report, User
 from bot.transports.registry import console_active
@@ -135,7 +138,18 @@ async def test_without_a_coordinator_room_each_coordinator_gets_reports_in_a_dir
         second = await quick_report(synapse, driver, driver_room)
         await synapse.wait_for_message(new, direct, has(second))
         assert not new.invited_rooms
-        shared = [room for room in bot.transport.client.rooms.values() if new.user_id in room.users]
+        rooms = bot.transport.client.rooms
+        shared = [room for room in rooms.values() if new.user_id in room.users]
         assert [room.room_id for room in shared] == [direct]
+
+        # A room the bot opened but its sync does not show (yet): tried again later, never
+        # a second room.
+        synced = rooms.pop(direct)
+        try:
+            with pytest.raises(TransientFailure):
+                await bot.transport.sender.deliver(new_account.user_id, [Reply("Hallo")])
+        finally:
+            rooms[direct] = synced
+        assert [room.room_id for room in rooms.values() if new.user_id in room.users] == [direct]
     finally:
         await bot.stop()

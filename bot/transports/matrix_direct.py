@@ -38,6 +38,9 @@ class DirectRooms:
         self.core = core
         self.settings = settings
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Rooms opened by this process, per person: not in the sync yet is no reason to
+        # open another one.
+        self._opened: dict[str, str] = {}
 
     async def room_for(self, client: Any, user_id: str) -> str:
         """The id of the direct room with `user_id`, created and remembered if need be."""
@@ -47,7 +50,10 @@ class DirectRooms:
         async with lock:
             async with transaction(self.core.sessions) as session:
                 remembered = await repos.private_chat(session, TRANSPORT, user_id)
-            if remembered and self._alone_with(client, remembered, user_id):
+            if remembered and (
+                self._alone_with(client, remembered, user_id)
+                or (self._opened.get(user_id) == remembered and remembered not in client.rooms)
+            ):
                 return remembered
             room_id = self._shared_alone(client, user_id) or await self._create(client, user_id)
             if room_id != remembered:
@@ -62,12 +68,14 @@ class DirectRooms:
             return room_id
 
     def _alone_with(self, client: Any, room_id: str, user_id: str) -> bool:
-        """Whether the bot and `user_id` (joined or invited) are the room's only members."""
+        """Whether the bot and `user_id` (joined or invited) are the room's only members,
+        in a room the bot can post in (not an encrypted one without encryption)."""
         room = client.rooms.get(room_id)
         return (
             room is not None
             and room_id != self.settings.coordinator_room
             and set(room.users) == {client.user_id, user_id}
+            and (not room.encrypted or client.olm is not None)
         )
 
     def _shared_alone(self, client: Any, user_id: str) -> str:
@@ -94,8 +102,8 @@ class DirectRooms:
             raise TransientFailure(repr(exc)[:200]) from exc
         if not isinstance(response, nio.RoomCreateResponse):
             raise failure(response)
-        room_id = str(response.room_id)
-        log.info("matrix: opened a direct room %s with a coordinator", room_id)
+        room_id = self._opened[user_id] = str(response.room_id)
+        log.info("matrix: opened direct room %s to deliver a message", room_id)
         # Send only once the sync shows the room with its invite: encryption needs the
         # members, and the Core needs to know who reads the room.
         loop = asyncio.get_running_loop()
