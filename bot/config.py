@@ -106,6 +106,9 @@ class MatrixSettings(Section):
     coordinator_room: str = ""
     allowed_servers: list[str] = Field(default_factory=list)
     messages_per_second: float = Field(default=5.0, gt=0)
+    # An encrypted message whose key has not come within this time: its sender is told
+    # (once) that it could not be read.
+    unreadable_notice_seconds: float = Field(default=15.0, gt=0)
 
 
 class LimitSettings(Section):

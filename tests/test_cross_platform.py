@@ -74,12 +74,10 @@ async def test_report_from_telegram_reaches_the_matrix_coordinator_room(
     both: Bot, server: BotApiServer, synapse: SynapseServer, runtime: Runtime
 ) -> None:
     picture = png(64, 48)
-    question = await report_until_media(server)
-    server.send_photo(USER, picture)
-    await server.wait_for_message(USER, lambda m: "Erhalten (1" in text_of(m))
-    question = await press(server, await with_buttons(server), "Fertig")
-    question = await press(server, question, "Kontakt erlaubt")
-    thanks = await press(server, question, "Meldung senden")
+    await report_until_media(server)
+    server.send_photo(USER, picture)  # one photo answers the question: the summary follows
+    summary = await server.wait_for_message(USER, lambda m: "bitte prüfen" in text_of(m).lower())
+    thanks = await press(server, summary, "Rückfragen erlaubt")
     reference = re.search(r"SP-\d{4}-\d{6}", text_of(thanks))
     assert reference is not None
 
@@ -141,5 +139,5 @@ async def test_matrix_coordinator_warns_telegram_taxi_drivers_who_acknowledge(
 async def onboard_taxi(server: BotApiServer, user: int, region: str) -> None:
     server.send_text(user, "/start")
     question = await with_buttons(server, user)
-    for label in ("Deutsch", "✅", "Taxi", region):
+    for label in ("✅", "Taxi", region):  # greeted in German, consent at once
         question = await press(server, question, label, user)

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import nio
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from bot.core.events import Choice, Event, Location, Reply
 from bot.delivery.outbox import OutboxWorker, RetryLater, TransientFailure, Unreachable
 from bot.runtime import Runtime
-from bot.storage.models import ConversationEntry, Report, User
+from bot.storage.models import ConversationEntry, DialogueState, Report, User
 from bot.transports.matrix import MatrixTransport
 from bot.transports.matrix_inbound import parse_geo_uri, strip_reply_fallback
 from bot.transports.matrix_outbound import failure, location_content, text_content
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tests.peers.synapse_fixtures import ClientFactory, UserFactory
 
 MENU = "Was möchten Sie tun?"
+CONSENT = "Sind Sie einverstanden?"
 
 
 def _png(width: int = 2, height: int = 2) -> bytes:
@@ -174,8 +175,8 @@ async def say(
 
 
 async def onboard(synapse: SynapseServer, human: nio.AsyncClient, room_id: str) -> None:
-    await say(synapse, human, room_id, "!start", "Sprache wählen")
-    await say(synapse, human, room_id, "1", "Sind Sie einverstanden?")  # Deutsch
+    """Four inputs: the greeting comes in German with the consent at once."""
+    await say(synapse, human, room_id, "!start", CONSENT)
     await say(synapse, human, room_id, "1", "Was machen Sie beruflich?")  # consent
     await say(synapse, human, room_id, "4", "In welcher Region")  # taxi
     await say(synapse, human, room_id, "4", MENU)  # Köln
@@ -194,6 +195,33 @@ def test_rendering_escapes_and_numbers_the_options() -> None:
         "<b>SP &amp; Co</b><br>a &lt; b<br>zweite Zeile<br><br>1. Ja<br>2. Nein"
     )
     assert text_content(Reply("")) is None
+
+
+def test_rendering_a_lead_and_controls_keeps_one_blank_line_between_blocks() -> None:
+    """What an answer said goes on top; a text from content ending in a newline adds no
+    blank lines; controls are a line of commands, never numbered."""
+    reply = Reply(
+        "Sind Sie einverstanden?\n",  # a YAML block text ends with a newline
+        lead="Gespeichert.\n",
+        choices=[
+            Choice("onb:consent:yes", "✅ Einverstanden"),
+            Choice("onb:~skip", "⏭ Überspringen", "skip"),
+            Choice("onb:~cancel", "✖️ Abbrechen", "cancel"),
+        ],
+    )
+    content = text_content(reply)
+    assert content is not None
+    assert content["body"] == (
+        "Gespeichert.\n\nSind Sie einverstanden?\n\n1. ✅ Einverstanden\n"
+        "⏭ Überspringen: !skip · ✖️ Abbrechen: !cancel"
+    )
+    assert "\n\n\n" not in content["body"]
+    assert content["formatted_body"] == (
+        "Gespeichert.<br><br>Sind Sie einverstanden?<br><br>1. ✅ Einverstanden<br>"
+        "⏭ Überspringen: !skip · ✖️ Abbrechen: !cancel"
+    )
+    controls_only = text_content(Reply("", choices=[Choice("f:~back", "⬅️ Zurück", "back")]))
+    assert controls_only is not None and controls_only["body"] == "⬅️ Zurück: !back"
     place = location_content(Location(51.2277, 6.7735))
     assert place["geo_uri"] == "geo:51.227700,6.773500"
     assert place["org.matrix.msc3488.location"]["uri"] == place["geo_uri"]
@@ -224,6 +252,22 @@ def test_sync_state_skips_replays_and_older_events(tmp_path: Path) -> None:
     assert state.is_new("!r", "$c", "@other:y", 1000, in_order=True)  # clocks differ
 
 
+async def test_sync_state_remembers_who_was_told_until_they_write_readably(
+    tmp_path: Path,
+) -> None:
+    state = SyncState(tmp_path / STATE_FILE)
+    state.tell("!r", "@a:x")
+    state.tell("!r", "@b:x")
+    state.told_unreadable["!old"] = {"@c:x": 1}  # told long ago: forgotten on saving
+    await state.save()
+    loaded = SyncState.load(tmp_path / STATE_FILE)  # as after a restart
+    assert loaded.was_told("!r", "@a:x") and loaded.was_told("!r", "@b:x")
+    assert not loaded.was_told("!old", "@c:x")
+    loaded.readable("!r", "@a:x")  # @a wrote something readable
+    assert not loaded.was_told("!r", "@a:x") and loaded.was_told("!r", "@b:x")
+    assert not loaded.was_told("!other", "@b:x")  # per room
+
+
 # -- against Synapse --------------------------------------------------------------------------
 
 
@@ -234,8 +278,10 @@ async def test_onboarding_in_a_dm_and_leaving_when_alone(
     matrix_client_factory: ClientFactory,
 ) -> None:
     human, room_id = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
-    await say(synapse, human, room_id, "!start", "Sprache wählen")
-    await say(synapse, human, room_id, "1", "Sind Sie einverstanden?")
+    greeting = await say(synapse, human, room_id, "!start", CONSENT)  # German, consent at once
+    assert "Willkommen" in greeting.body and "110" in greeting.body
+    assert "3. 🇬🇧 English\n4. 🇵🇱 Polski\n✖️ Abbrechen: !cancel" in greeting.body
+    assert "\n\n\n" not in greeting.body  # the privacy text's final newline adds no gap
     await say(synapse, human, room_id, "1", "Was machen Sie beruflich?")
     roles = await say(synapse, human, room_id, "/settings", "Bitte zuerst")  # not done yet
     assert roles.sender == bot.user_id
@@ -289,23 +335,26 @@ async def _report_and_triage(
     await onboard(synapse, human, room)
     await say(synapse, human, room, "!report", "Passiert es gerade jetzt")
     await say(synapse, human, room, "2", "Was haben Sie beobachtet?")  # not now
-    await say(synapse, human, room, "3", "Wo war das?")  # cargo theft
+    await say(synapse, human, room, "3", "In eigenen Worten")  # cargo theft
+    await say(synapse, human, room, "Plane aufgeschlitzt, zwei Männer", "Wo war das?")
     await synapse.send_location(human, room, 50.9375, 6.9603)
-    await synapse.wait_for_message(human, room, has("War es an einer Autobahn?"))
-    await say(synapse, human, room, "2", "Wann war das?")
-    await say(synapse, human, room, "1", "Haben Sie Personen oder Fahrzeuge")
-    await say(synapse, human, room, "4", "Noch etwas?")
-    await say(synapse, human, room, "Plane aufgeschlitzt, zwei Männer", "Fotos, Videos")
+    await synapse.wait_for_message(human, room, has("Ein Foto, Video"))
     png = _png(3, 2)
     bot.runtime.core.media.max_bytes = 10  # first an image too large for the deployment
     await synapse.send_image(human, room, png, "zu-gross.png", "image/png")
     await synapse.wait_for_message(human, room, has("Die Datei ist zu groß"))
     bot.runtime.core.media.max_bytes = 1024 * 1024
     await synapse.send_image(human, room, png, "plane.png", "image/png")
-    await synapse.wait_for_message(human, room, has("Erhalten (1 von"))
-    await say(synapse, human, room, "Fertig", "Darf die Polizei Sie")
-    await say(synapse, human, room, "1", "bitte prüfen")  # contact allowed
-    sent = await say(synapse, human, room, "1", "Aktenzeichen")
+    summary = await synapse.wait_for_message(human, room, has("bitte prüfen"))
+    assert "1 Datei" in summary.body and "3. ➕ Einzelheiten ergänzen" in summary.body
+    # The details, offered at the summary: time, people and vehicles, motorway, phone.
+    await say(synapse, human, room, "3", "Wann war das?")
+    await say(synapse, human, room, "1", "Haben Sie Personen oder Fahrzeuge")  # just now
+    await say(synapse, human, room, "4", "War es an einer Autobahn?")  # neither
+    await say(synapse, human, room, "2", "Telefonnummer")  # no motorway
+    summary = await say(synapse, human, room, "!skip", "bitte prüfen")  # no phone
+    assert "Autobahn: Nein" in summary.body and "Wann: Gerade eben" in summary.body
+    sent = await say(synapse, human, room, "1", "Meldung gesendet")  # contact allowed
     match = re.search(r"SP-\d{4}-\d{6}", sent.body)
     assert match is not None
     reference = match.group(0)
@@ -335,6 +384,66 @@ async def _report_and_triage(
     assert len(stored.answers["media"]) == 1
 
 
+async def test_a_quick_report_in_an_encrypted_dm_takes_six_inputs(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    """From !report to a reference with typed words, an m.location and a photo: six
+    messages from the driver, every answer encrypted, and the coordinators get it all."""
+    human, room = await open_dm(
+        synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
+    )
+    await onboard(synapse, human, room)
+    inputs: list[str] = []
+
+    async def answer(text: str, expect: str) -> nio.RoomMessage:
+        inputs.append(text)
+        found = await say(synapse, human, room, text, expect)
+        assert found.decrypted
+        return found
+
+    await answer("!report", "Passiert es gerade jetzt")
+    await answer("2", "Was haben Sie beobachtet?")
+    await answer("Plane aufgeschlitzt, zwei Männer mit Messer am Lkw", "Wo war das?")
+    inputs.append("m.location")
+    await synapse.send_location(human, room, 51.4556, 7.0116)
+    await synapse.wait_for_message(human, room, has("Ein Foto, Video"))
+    photo = _png(5, 3)
+    inputs.append("m.image")
+    await synapse.send_image(human, room, photo, "lkw.png", "image/png", encrypted=True)
+    summary = await synapse.wait_for_message(human, room, has("bitte prüfen"))
+    assert "1. 📨 Senden – Rückfragen erlaubt" in summary.body
+    assert "⚠️ Raub oder Versuch" in summary.body  # inferred from "Messer"
+    sent = await answer("1", "Meldung gesendet")
+    reference = re.search(r"SP-\d{4}-\d{6}", sent.body)
+    assert reference is not None
+    assert len(inputs) <= 6, inputs
+
+    lead, lead_room = bot.coordinator, bot.coordinator_room
+    assert lead is not None
+    card = await synapse.wait_for_message(lead, lead_room, has(reference[0]))
+    assert "zwei Männer mit Messer" in card.body
+    place = await synapse.wait_for_message(
+        lead, lead_room, lambda e: getattr(e, "msgtype", "") == "m.location"
+    )
+    assert place.source["content"]["geo_uri"] == "geo:51.455600,7.011600"
+    image = await synapse.wait_for_message(
+        lead, lead_room, lambda e: isinstance(e, nio.RoomMessageImage)
+    )
+    assert await synapse.download_media(lead, image) == photo
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == human.user_id))
+        assert user is not None
+        received = await session.scalar(
+            select(func.count())
+            .select_from(ConversationEntry)
+            .where(ConversationEntry.user_id == user.id, ConversationEntry.direction == "in")
+        )
+    assert received == 4 + len(inputs)  # onboarding, then the report: nothing else was needed
+
+
 async def test_tips_and_silent_alarm(
     bot: Bot,
     synapse: SynapseServer,
@@ -359,9 +468,8 @@ async def test_encrypted_dm_end_to_end(
         synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
     )
     assert human.rooms[room].encrypted
-    answer = await say(synapse, human, room, "!start", "Sprache wählen")
+    answer = await say(synapse, human, room, "!start", CONSENT)
     assert answer.decrypted and answer.session_id  # travelled as m.room.encrypted
-    await say(synapse, human, room, "1", "Sind Sie einverstanden?")
     await bot.restart()  # the crypto store and the sync position survive
     answer = await say(synapse, human, room, "1", "Was machen Sie beruflich?")
     assert answer.decrypted
@@ -370,6 +478,43 @@ async def test_encrypted_dm_end_to_end(
     await synapse.wait_for_message(human, room, has("Was machen Sie beruflich?"))  # again
     stored = bot.runtime.core.media.path_for(hashlib.sha256(png).hexdigest())
     assert stored.read_bytes() == png  # downloaded and decrypted by the bot
+
+
+Shares = list[tuple[Any, dict[str, Any]]]
+
+
+async def send_without_key(human: nio.AsyncClient, room: str, text: str) -> tuple[str, Shares]:
+    """Send `text` encrypted, but keep the room key from the bot (as a client that had not
+    seen the bot's device would). Returns the event id and the withheld key messages (none
+    when the session in use was withheld before)."""
+    await human.sync(timeout=0)
+    if human.should_query_keys:
+        await human.keys_query()
+    if not human.rooms[room].members_synced:
+        await human.joined_members(room)
+    missing = human.get_missing_sessions(room)
+    if missing:
+        await human.keys_claim(missing)
+    shares: Shares = []
+    if room not in human.olm.outbound_group_sessions:  # a new session: its key stays here
+        users = list(human.rooms[room].users)
+        shares = list(human.olm.share_group_session_parallel(room, users, True))
+        human.olm.outbound_group_sessions[room].shared = True
+    kind, content = human.encrypt(room, "m.room.message", {"msgtype": "m.text", "body": text})
+    sent = await human._send(
+        nio.RoomSendResponse,
+        *Api.room_send(human.access_token, room, kind, content, uuid4()),
+        (room,),
+    )
+    assert isinstance(sent, nio.RoomSendResponse)
+    return str(sent.event_id), shares
+
+
+async def hand_over(human: nio.AsyncClient, room: str, shares: Shares) -> None:
+    """The withheld room key reaches the bot at last."""
+    for _, to_device in shares:
+        request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
+        await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
 
 
 async def test_an_encrypted_message_waits_for_its_keys(
@@ -383,35 +528,16 @@ async def test_an_encrypted_message_waits_for_its_keys(
     human, room = await open_dm(
         synapse, bot, matrix_user_factory, matrix_client_factory, encrypted=True
     )
-    await human.sync(timeout=0)
-    if human.should_query_keys:
-        await human.keys_query()
-    if not human.rooms[room].members_synced:
-        await human.joined_members(room)
-    missing = human.get_missing_sessions(room)
-    if missing:
-        await human.keys_claim(missing)
-    users = list(human.rooms[room].users)
-    shares = list(human.olm.share_group_session_parallel(room, users, True))
-    human.olm.outbound_group_sessions[room].shared = True
-    kind, content = human.encrypt(room, "m.room.message", {"msgtype": "m.text", "body": "!start"})
-    sent = await human._send(
-        nio.RoomSendResponse,
-        *Api.room_send(human.access_token, room, kind, content, uuid4()),
-        (room,),
-    )
-    assert isinstance(sent, nio.RoomSendResponse)
+    event_id, shares = await send_without_key(human, room, "!start")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     waiting = bot.transport.state.undecrypted
-    while not any(item["source"]["event_id"] == sent.event_id for item in waiting):
+    while not any(item["source"]["event_id"] == event_id for item in waiting):
         assert loop.time() < deadline, "the bot never saw the encrypted message"
         await asyncio.sleep(0.05)
         waiting = bot.transport.state.undecrypted
-    for _, to_device in shares:  # now the room key
-        request = Api.to_device(human.access_token, "m.room.encrypted", to_device, uuid4())
-        await human._send(nio.ShareGroupSessionResponse, *request, (room, set()))
-    answer = await synapse.wait_for_message(human, room, has("Sprache wählen"))
+    await hand_over(human, room, shares)  # now the room key
+    answer = await synapse.wait_for_message(human, room, has(CONSENT))
     assert answer.decrypted
     assert not bot.transport.state.undecrypted
 
@@ -438,8 +564,7 @@ async def test_restart_neither_repeats_nor_forgets(
         device = bot.transport.client.device_id
         assert (store / "session.json").stat().st_mode & 0o077 == 0  # the token: owner only
         human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
-        await say(synapse, human, room, "!start", "Sprache wählen")
-        await say(synapse, human, room, "1", "Sind Sie einverstanden?")
+        await say(synapse, human, room, "!start", CONSENT)
         await bot.stop()
         assert SyncState.load(store / STATE_FILE).next_batch
         await synapse.send_text(human, room, "1")  # consent, while the bot is down
@@ -457,9 +582,9 @@ async def test_restart_neither_repeats_nor_forgets(
             .select_from(ConversationEntry)
             .where(ConversationEntry.direction == "in", ConversationEntry.transport == "matrix")
         )
-    assert inbound == 5  # !start, 1, 1, 4, 4: nothing handled twice
+    assert inbound == 4  # !start, 1, 4, 4: nothing handled twice
     with pytest.raises(TimeoutError):  # and no old question asked again
-        await synapse.wait_for_message(human, room, has("Sprache wählen"), timeout=0.3)
+        await synapse.wait_for_message(human, room, has(CONSENT), timeout=0.3)
 
 
 async def test_group_room_passes_only_what_is_meant_for_the_bot(
@@ -599,8 +724,23 @@ async def say_hello(
 ) -> tuple[nio.AsyncClient, str]:
     """A DM the bot has answered in: its sync knows the room."""
     human, room = await open_dm(synapse, bot, users, clients)
-    await say(synapse, human, room, "!start", "Sprache wählen")
+    await say(synapse, human, room, "!start", CONSENT)
     return human, room
+
+
+async def warn_taxis_in_koeln(bot: Bot) -> tuple[Chat, str]:
+    """The terminal coordinator sends an alert to taxi drivers in Köln; returns the
+    coordinator's chat and the alert's number."""
+    leitstelle = Chat(bot.runtime.core, "leitstelle")
+    for line in ["/broadcast", "Falsche Polizisten stoppen Taxis. Im Zweifel 110.", "/skip",
+                 "/skip", "Taxi", "Warnung", "Taxi", "Fertig", "Köln", "Fertig", "Fertig",
+                 "24", "Jetzt"]:  # fmt: skip
+        await leitstelle.send(line)
+    assert "Empfängerinnen und Empfänger: 1" in leitstelle.screen
+    await leitstelle.press("Senden")
+    number = re.search(r"#(\d+)", leitstelle.screen)
+    assert number is not None
+    return leitstelle, number[1]
 
 
 async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
@@ -611,18 +751,53 @@ async def test_an_alert_reaches_a_matrix_user_who_acknowledges_by_number(
 ) -> None:
     human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
     await onboard(synapse, human, room)  # taxi driver in Köln
-    leitstelle = Chat(bot.runtime.core, "leitstelle")  # the terminal coordinator
-    for line in ["/broadcast", "Falsche Polizisten stoppen Taxis. Im Zweifel 110.", "/skip",
-                 "/skip", "Taxi", "Warnung", "Taxi", "Fertig", "Köln", "Fertig", "Fertig",
-                 "24", "Jetzt"]:  # fmt: skip
-        await leitstelle.send(line)
-    assert "Empfängerinnen und Empfänger: 1" in leitstelle.screen
-    await leitstelle.press("Senden")
-    number = re.search(r"#(\d+)", leitstelle.screen)
-    assert number is not None
+    leitstelle, number = await warn_taxis_in_koeln(bot)
 
     alert = await synapse.wait_for_message(human, room, has("Falsche Polizisten"))
     assert isinstance(alert, nio.RoomMessageText) and "1. ✅ Verstanden" in alert.body
     await say(synapse, human, room, "1", "Kenntnisnahme ist vermerkt")
-    await leitstelle.send(f"/broadcast_status {number[1]}")
+    await leitstelle.send(f"/broadcast_status {number}")
     assert "Zugestellt: 1" in leitstelle.screen and "Verstanden: 1" in leitstelle.screen
+
+
+async def test_an_alert_mid_report_asks_the_open_question_again_and_both_are_answered(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    """Trap 2: an alert arrives while the driver is in a report. The open question comes
+    again under it; "1" answers that question, "Verstanden" acknowledges the alert, and
+    the report goes on where it was."""
+    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+    await onboard(synapse, human, room)
+    await say(synapse, human, room, "!report", "Passiert es gerade jetzt")
+    await say(synapse, human, room, "2", "Was haben Sie beobachtet?")
+    leitstelle, number = await warn_taxis_in_koeln(bot)
+
+    alert = await synapse.wait_for_message(human, room, has("Falsche Polizisten"))
+    again = await synapse.wait_for_message(human, room, has("Was haben Sie beobachtet?"))
+    assert alert.server_timestamp <= again.server_timestamp  # the question comes under it
+    assert "1. 🧍 Verdächtige Person(en)" in again.body
+
+    await say(synapse, human, room, "1", "In eigenen Worten")  # the question, not the alert
+    await leitstelle.send(f"/broadcast_status {number}")
+    assert "Zugestellt: 1" in leitstelle.screen and "Verstanden: 0" in leitstelle.screen
+
+    await say(synapse, human, room, "Verstanden", "Kenntnisnahme ist vermerkt")
+    await synapse.wait_for_message(human, room, has("In eigenen Worten"))  # asked again
+    await leitstelle.send(f"/broadcast_status {number}")
+    assert "Verstanden: 1" in leitstelle.screen
+
+    await say(synapse, human, room, "Zwei Männer an einem Taxi", "Wo war das?")
+    async with bot.runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == human.user_id))
+        assert user is not None
+        state = await session.scalar(
+            select(DialogueState).where(
+                DialogueState.user_id == user.id, DialogueState.chat_id == room
+            )
+        )
+    assert state is not None and state.flow == "rep"
+    answers = state.data["answers"]
+    assert (answers["category"], answers["description"]) == ("person", "Zwei Männer an einem Taxi")

@@ -92,6 +92,13 @@ def shown(choices: Iterable[Choice], numbered: bool = True) -> list[list[Any]]:
     return [Shown(c.id, c.label, c.command, numbered and not c.command).dump() for c in choices]
 
 
+def by_label(shown_choices: list[Any], used: str = "") -> list[list[Any]]:
+    """The remembered choices that answer to their label only (a delivered message's,
+    e.g. an alert's "Understood" during a dialogue), without the one just `used`."""
+    entries = [Shown.load(item) for item in shown_choices]
+    return [e.dump() for e in entries if not (e.numbered or e.command or e.id == used)]
+
+
 def resolve_choice(event: Event, shown_choices: list[Any], data: dict[str, Any]) -> Event:
     """Turn a typed number or label back into the choice last shown."""
     if event.kind is not EventKind.TEXT or not shown_choices:

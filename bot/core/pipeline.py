@@ -89,6 +89,7 @@ class Pipeline:
             context.state.choices = [
                 *(inputs.shown(questions[-1].choices) if questions else []),
                 *inputs.shown(choices, numbered=not context.flow),
+                *(inputs.by_label(context.state.choices) if context.flow else []),
             ]
 
         return await self.system(transport, platform_id, chat_id, remember)
@@ -174,7 +175,11 @@ class Pipeline:
             context.say(context.t("core.done"))
         context.replies = merged(context.replies)
         with_choices = [reply for reply in context.replies if reply.choices]
-        context.state.choices = inputs.shown(with_choices[-1].choices) if with_choices else []
+        shown = inputs.shown(with_choices[-1].choices) if with_choices else []
+        # A delivered message's choices, answered by label during a dialogue, stay
+        # answerable until the dialogue ends (an alert's "Understood" after an answer).
+        kept = inputs.by_label(context.state.choices, context.event.choice) if context.flow else []
+        context.state.choices = [*shown, *kept]
         log.info(
             "handled %s from %s user %s -> %d replies",
             context.event.kind,

@@ -259,6 +259,32 @@ async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+async def private_chat(session: AsyncSession, transport: str, platform_id: str) -> str:
+    """The person's private chat with the bot as remembered ('' when none is known)."""
+    found = await session.scalar(
+        select(User.chat_id).where(User.transport == transport, User.platform_id == platform_id)
+    )
+    return str(found or "")
+
+
+async def remember_private_chat(
+    session: AsyncSession, transport: str, platform_id: str, chat_id: str, language: str
+) -> None:
+    """Remember `chat_id` as the person's private chat, e.g. one the bot opened to deliver
+    a report. Someone not known yet (a coordinator named in the config who never wrote)
+    is added with only their id, that chat and `language`."""
+    user = await get_or_create_user(session, transport, platform_id, chat_id, language)
+    user.chat_id = chat_id
+
+
+async def language_of(session: AsyncSession, transport: str, platform_id: str) -> str | None:
+    """The language of a person who has written before; None for someone unknown."""
+    found = await session.scalar(
+        select(User.language).where(User.transport == transport, User.platform_id == platform_id)
+    )
+    return None if found is None else str(found)
+
+
 _GRANTED = select(_USERS.c.transport, _USERS.c.platform_id, _USERS.c.chat_id).where(
     _USERS.c.coordinator.is_(True), _USERS.c.active.is_(True)
 )

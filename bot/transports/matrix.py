@@ -6,7 +6,9 @@ background. A very first start syncs once *before* listening, so history from be
 bot existed is never answered. Every room event is handled in order per room, concurrently
 across rooms; a failed event is logged with its id and never stops the sync loop.
 Encrypted events whose keys have not arrived are kept, keys are requested, and decryption
-is retried whenever a sync brings new keys.
+is retried whenever a sync brings new keys. When a key has not come within
+`matrix.unreadable_notice_seconds`, the sender is told once that the message could not be
+read (their client may not have known the bot's device yet) and asked to send it again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from bot.delivery.outbox import Limits, RetryLater, TransientFailure, Unreachabl
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
+from bot.transports.matrix_direct import DirectRooms
 from bot.transports.matrix_inbound import Inbound
-from bot.transports.matrix_outbound import TRANSPORT, MatrixSender
+from bot.transports.matrix_outbound import TRANSPORT, MatrixSender, is_group_room
 from bot.transports.matrix_state import (
     STATE_FILE,
     SyncState,
@@ -56,13 +59,16 @@ class MatrixTransport:
         rate = self.settings.messages_per_second
         self.limits = Limits(overall_per_second=rate, per_chat_per_second=max(1.0, rate))
         self.store_dir = self.settings.store_dir or runtime.settings.bot.data_dir / "matrix"
-        self.sender = MatrixSender(self.core, self.settings, self.limits)
+        direct = DirectRooms(self.core, self.settings)
+        self.sender = MatrixSender(self.core, self.settings, self.limits, direct)
         self.client: Any = None
         self.state = SyncState(self.store_dir / STATE_FILE)
         self.inbound: Inbound | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        # Timers of kept encrypted events, until their sender is told they are unreadable.
+        self._timers: set[asyncio.Task[None]] = set()
         self._invites: set[str] = set()
         self._synced_token = ""
         self._commits = 0
@@ -93,6 +99,9 @@ class MatrixTransport:
         except BaseException:
             await self.client.close()
             raise
+        for item in self.state.undecrypted:  # kept from before a restart
+            if not item.get("checked"):
+                self._watch_unreadable(item)
         self._sync_task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
         log.info("matrix: %s syncing (device %s)", self.client.user_id, self.client.device_id)
 
@@ -103,6 +112,9 @@ class MatrixTransport:
             self._sync_task.cancel()
             await asyncio.gather(self._sync_task, return_exceptions=True)
             self._sync_task = None
+        for timer in list(self._timers):
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
         try:
             await asyncio.wait_for(self.drain(), STOP_TIMEOUT)
         except TimeoutError:
@@ -316,6 +328,7 @@ class MatrixTransport:
         self.state.mark(room_id, event.event_id, sender, event.server_timestamp)
         if (event.source.get("unsigned") or {}).get("membership") == "leave":
             return  # sent before the bot was invited: history, not a message to the bot
+        self.state.readable(room_id, sender)
         assert self.inbound is not None
         neutral = await self.inbound.translate(room, event)
         if neutral is None:
@@ -356,14 +369,52 @@ class MatrixTransport:
             )
             return
         source = {**event.source, "room_id": room_id}
-        self.state.undecrypted.append({"source": source, "at": int(time.time())})
+        item = {"source": source, "at": time.time()}
+        self.state.undecrypted.append(item)
         del self.state.undecrypted[:-MAX_UNDECRYPTED]
         event.room_id = room_id
         self._schedule(room_id, self._request_key, event)
+        self._watch_unreadable(item)
 
     async def _request_key(self, event: Any) -> None:
         with contextlib.suppress(nio.LocalProtocolError):  # already requested
             await self.client.request_room_key(event)
+
+    def _watch_unreadable(self, item: dict[str, Any]) -> None:
+        due = float(item["at"]) + self.settings.unreadable_notice_seconds
+        timer = asyncio.create_task(self._unreadable_due(item, max(0.0, due - time.time())))
+        self._timers.add(timer)
+        timer.add_done_callback(self._timers.discard)
+
+    async def _unreadable_due(self, item: dict[str, Any], delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not any(kept is item for kept in self.state.undecrypted):
+            return  # decrypted meanwhile, or given up
+        item["checked"] = True
+        room_id, sender = str(item["source"]["room_id"]), str(item["source"]["sender"])
+        self._schedule(room_id, self._tell_unreadable, room_id, sender)
+
+    async def _tell_unreadable(self, room_id: str, sender: str) -> None:
+        """Once per room and person, until they send something readable: the message could
+        not be decrypted, please send it again. Otherwise they would hear nothing at all."""
+        room = self.client.rooms.get(room_id)
+        if room is None or self.state.was_told(room_id, sender):
+            return
+        coordinating = room_id == self.settings.coordinator_room
+        if is_group_room(room, self.settings) and not (
+            coordinating and self.core.is_configured_coordinator(TRANSPORT, sender)
+        ):
+            return  # in a group, an unreadable message need not have been for the bot
+        async with transaction(self.core.sessions) as session:
+            language = await repos.language_of(session, TRANSPORT, sender)
+        bot = self.core.settings.bot
+        text = self.core.content.text(
+            language or bot.default_language, "core.unreadable", emergency=bot.emergency_number
+        )
+        self.state.tell(room_id, sender)
+        await self.state.save()  # told before it is sent: never twice, even after a crash
+        log.info("matrix: told a sender in %s that a message could not be decrypted", room_id)
+        await self._answer(room_id, [Reply(text)])
 
     def _retry_undecrypted(self) -> None:
         """Keys may arrive in a later sync than the message they unlock."""

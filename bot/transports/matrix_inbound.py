@@ -91,6 +91,8 @@ class Inbound:
             EventKind.TEXT,
             is_group=group,
             platform_event_id=event.event_id,
+            # The Matrix id is how coordinators reach someone who allowed contact.
+            sender_handle=event.sender,
         )
         free = not group or (
             room.room_id == self.settings.coordinator_room

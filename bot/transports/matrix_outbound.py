@@ -14,7 +14,7 @@ import io
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import nio
@@ -23,6 +23,9 @@ from bot.config import MatrixSettings
 from bot.core.app import Core
 from bot.core.events import Attachment, AttachmentKind, Location, Reply
 from bot.delivery.outbox import ChatLimiter, Limits, RetryLater, TransientFailure, Unreachable
+
+if TYPE_CHECKING:
+    from bot.transports.matrix_direct import DirectRooms
 
 log = logging.getLogger(__name__)
 TRANSPORT = "matrix"
@@ -42,35 +45,34 @@ def is_group_room(room: Any, settings: MatrixSettings) -> bool:
 
 
 def text_content(reply: Reply) -> dict[str, Any] | None:
-    """The message text: plain body and HTML, everything escaped."""
-    plain: list[str] = []
-    rich: list[str] = []
-    if reply.lead:
-        plain.append(reply.lead + "\n")
-        rich.append(html.escape(reply.lead).replace("\n", "<br>") + "<br>")
-    if reply.title:
-        plain.append(reply.title)
-        rich.append(f"<b>{html.escape(reply.title)}</b>")
-    if reply.text:
-        plain.append(reply.text)
-        rich.append(html.escape(reply.text).replace("\n", "<br>"))
+    """The message text: plain body and HTML, everything escaped. The lead, the question
+    and the options are blocks with one blank line between them (texts from content may
+    end with a newline: trailing blank lines are dropped)."""
+    lead, title, text = reply.lead.rstrip(), reply.title.strip(), reply.text.rstrip()
     answers = [choice for choice in reply.choices if not choice.command]
     controls = [choice for choice in reply.choices if choice.command]
     lines = [f"{index}. {choice.label}" for index, choice in enumerate(answers, 1)]
     if controls:
         # Controls as commands: a number typed at the question is always an answer.
         lines.append(" · ".join(f"{choice.label}: !{choice.command}" for choice in controls))
-    if lines:
-        plain.append("\n" + "\n".join(lines) if plain else "\n".join(lines))
-        rich.append(("<br>" if rich else "") + "<br>".join(html.escape(line) for line in lines))
-    if not plain:
+    plain = [lead, "\n".join(filter(None, (title, text))), "\n".join(lines)]
+    rich = [
+        _html(lead),
+        "<br>".join(filter(None, (f"<b>{html.escape(title)}</b>" if title else "", _html(text)))),
+        "<br>".join(html.escape(line) for line in lines),
+    ]
+    if not any(plain):
         return None
     return {
         "msgtype": "m.text",
-        "body": "\n".join(plain),
+        "body": "\n\n".join(filter(None, plain)),
         "format": "org.matrix.custom.html",
-        "formatted_body": "<br>".join(rich),
+        "formatted_body": "<br><br>".join(filter(None, rich)),
     }
+
+
+def _html(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
 
 
 def location_content(location: Location) -> dict[str, Any]:
@@ -102,9 +104,12 @@ class MatrixSender:
 
     transport = TRANSPORT
 
-    def __init__(self, core: Core, settings: MatrixSettings, limits: Limits) -> None:
+    def __init__(
+        self, core: Core, settings: MatrixSettings, limits: Limits, direct: DirectRooms
+    ) -> None:
         self.core = core
         self.settings = settings
+        self.direct = direct
         self.client: Any = None  # the nio.AsyncClient, once the transport has started
         self.limiter = ChatLimiter(limits)  # for direct answers; the worker has its own
         self.own_events: OrderedDict[str, None] = OrderedDict()
@@ -113,7 +118,12 @@ class MatrixSender:
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
         """Outbox delivery: send, then tell the Core, which remembers the options shown (so
         numbers and labels typed back resolve) and, in a direct chat, gives back the open
-        question of a dialogue the message interrupted."""
+        question of a dialogue the message interrupted. A Matrix user id as `chat_id`
+        (a coordinator named in the config) means the direct room with that person."""
+        if chat_id.startswith("@"):
+            if self.client is None:
+                raise TransientFailure("matrix transport not started")
+            chat_id = await self.direct.room_for(self.client, chat_id)
         last = ""
         for reply in replies:
             last = await self.send_reply(chat_id, reply) or last

@@ -5,6 +5,9 @@
 - per room: the ids of the last handled events and, per sender, the time of the last one
   handled; a replayed sync (Synapse caches /sync answers) is recognised and skipped.
 - encrypted events whose keys have not arrived yet, so they survive a restart.
+- per room, who was told that a message of theirs could not be decrypted, so that they are
+  told once (also across a restart) until they send something readable again; a mark is
+  forgotten after a week.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 STATE_FILE = "sync_state.json"
 IDS_PER_ROOM = 20
 FORGET_ROOM_AFTER_S = 2 * 24 * 3600
+FORGET_TOLD_AFTER_S = 7 * 24 * 3600
 
 
 class SyncState:
@@ -27,6 +31,8 @@ class SyncState:
         self.next_batch = ""
         self.rooms: dict[str, dict[str, Any]] = {}
         self.undecrypted: list[dict[str, Any]] = []
+        # room id -> {sender: when they were told a message could not be decrypted}
+        self.told_unreadable: dict[str, dict[str, int]] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -41,6 +47,7 @@ class SyncState:
             state.next_batch = str(data.get("next_batch", ""))
             state.rooms = dict(data.get("rooms", {}))
             state.undecrypted = list(data.get("undecrypted", []))
+            state.told_unreadable = dict(data.get("told_unreadable", {}))
         return state
 
     def is_new(self, room_id: str, event_id: str, sender: str, ts: int, in_order: bool) -> bool:
@@ -60,16 +67,37 @@ class SyncState:
         senders[sender] = max(ts, int(senders.get(sender, 0)))
         room["at"] = int(time.time())
 
+    def was_told(self, room_id: str, sender: str) -> bool:
+        """Whether `sender` was told in the room that a message could not be decrypted."""
+        return sender in self.told_unreadable.get(room_id, {})
+
+    def tell(self, room_id: str, sender: str) -> None:
+        self.told_unreadable.setdefault(room_id, {})[sender] = int(time.time())
+
+    def readable(self, room_id: str, sender: str) -> None:
+        """`sender` sent something readable: a later unreadable message is told again."""
+        told = self.told_unreadable.get(room_id)
+        if told is not None and told.pop(sender, None) is not None and not told:
+            del self.told_unreadable[room_id]
+
     async def save(self) -> None:
         """Write the file atomically (in a thread); rooms quiet for two days are forgotten."""
         async with self._lock:
             cutoff = int(time.time()) - FORGET_ROOM_AFTER_S
             self.rooms = {k: v for k, v in self.rooms.items() if int(v.get("at", 0)) >= cutoff}
+            told_cutoff = int(time.time()) - FORGET_TOLD_AFTER_S
+            for room_id, told in list(self.told_unreadable.items()):
+                kept = {who: at for who, at in told.items() if int(at) >= told_cutoff}
+                if kept:
+                    self.told_unreadable[room_id] = kept
+                else:
+                    del self.told_unreadable[room_id]
             text = json.dumps(
                 {
                     "next_batch": self.next_batch,
                     "rooms": self.rooms,
                     "undecrypted": self.undecrypted,
+                    "told_unreadable": self.told_unreadable,
                 }
             )
             await asyncio.to_thread(_write, self.path, text)

@@ -447,6 +447,22 @@ class SynapseServer:
         _check(await client.join(room_id), nio.JoinResponse, f"join {room_id}")
         await self._sync_until(client, lambda: room_id in client.rooms, 10, f"room {room_id}")
 
+    async def wait_for_invite(
+        self,
+        client: nio.AsyncClient,
+        inviter: str,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> str:
+        """Sync `client` until `inviter` (e.g. the bot) has invited it to a room; returns
+        the room id (the invite is not accepted: see `join`)."""
+
+        def invited() -> str:
+            rooms = client.invited_rooms.items()
+            return next((room_id for room_id, room in rooms if room.inviter == inviter), "")
+
+        await self._sync_until(client, lambda: bool(invited()), timeout, f"invite by {inviter}")
+        return invited()
+
     async def wait_for_join(
         self,
         client: nio.AsyncClient,
