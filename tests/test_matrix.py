@@ -26,7 +26,7 @@ from bot.storage.models import ConversationEntry, DialogueState, Report, User
 from bot.transports.matrix import MatrixTransport
 from bot.transports.matrix_inbound import parse_geo_uri, strip_reply_fallback
 from bot.transports.matrix_outbound import failure, location_content, text_content
-from bot.transports.matrix_state import STATE_FILE, SyncState
+from bot.transports.matrix_state import STATE_FILE, StoreInUse, SyncState
 from tests.chat import Chat
 from tests.peers.synapse import MatrixAccount, MessagePredicate, SynapseServer
 
@@ -585,6 +585,70 @@ async def test_restart_neither_repeats_nor_forgets(
     assert inbound == 4  # !start, 1, 4, 4: nothing handled twice
     with pytest.raises(TimeoutError):  # and no old question asked again
         await synapse.wait_for_message(human, room, has(CONSENT), timeout=0.3)
+
+
+async def test_killed_before_saving_its_sync_position_it_handles_nothing_twice(
+    runtime: Runtime,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    """The crash of the issue: an answer handled, the process gone before the sync position
+    (and its record of handled events) reached the disk. The restarted bot is given the
+    same event again; the database, where it was recorded with its effects, drops it."""
+    store = tmp_path / "bot-store"
+    bot = await launch(
+        runtime, synapse, matrix_user_factory, matrix_client_factory, store,
+        encryption=False, coordinator_room=False,
+    )  # fmt: skip
+    try:
+        human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+        await onboard(synapse, human, room)
+        await say(synapse, human, room, "!report", "gerade jetzt")
+        await bot.transport.drain()
+        await bot.transport.state.save()
+        saved = (store / STATE_FILE).read_bytes()  # the last position that reached the disk
+        await say(synapse, human, room, "2", "Was haben Sie beobachtet?")  # not urgent
+        await bot.stop()
+        (store / STATE_FILE).write_bytes(saved)  # killed: the newer position never saved
+        bot.transport, bot.worker = await _run(runtime)
+        # The sync from the old position brings "2" again: dropped, so these words are
+        # the answer to "what did you see?", not to the question after it.
+        await say(synapse, human, room, "Zwei Männer schlitzen Planen auf", "Wo war das?")
+    finally:
+        await bot.stop()
+    async with runtime.sessions() as session:
+        twos = await session.scalar(
+            select(func.count())
+            .select_from(ConversationEntry)
+            .where(ConversationEntry.direction == "in", ConversationEntry.text == "2")
+        )
+        state = await session.scalar(select(DialogueState).where(DialogueState.flow == "rep"))
+    assert twos == 1
+    assert state is not None and state.data["answers"]["category"] == "cargo_theft"
+
+
+async def test_a_second_process_on_the_same_matrix_store_is_refused(
+    runtime: Runtime,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "bot-store"
+    bot = await launch(
+        runtime, synapse, matrix_user_factory, matrix_client_factory, store,
+        coordinator_room=False,
+    )  # fmt: skip
+    try:
+        with pytest.raises(StoreInUse, match="another process uses the store"):
+            await MatrixTransport(runtime).start()
+    finally:
+        await bot.stop()
+    again = MatrixTransport(runtime)  # once the first has stopped, the store is free
+    await again.start()
+    await again.stop()
 
 
 async def test_group_room_passes_only_what_is_meant_for_the_bot(

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import IO, Any
 
 import nio
 
@@ -33,6 +33,7 @@ from bot.transports.matrix_outbound import TRANSPORT, MatrixSender, is_group_roo
 from bot.transports.matrix_state import (
     STATE_FILE,
     SyncState,
+    hold_store,
     read_json,
     write_private_json,
 )
@@ -66,6 +67,7 @@ class MatrixTransport:
         self.inbound: Inbound | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._tails: dict[str, asyncio.Task[None]] = {}
+        self._store_lock: IO[str] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         # Timers of kept encrypted events, until their sender is told they are unreadable.
         self._timers: set[asyncio.Task[None]] = set()
@@ -80,6 +82,7 @@ class MatrixTransport:
     async def start(self) -> None:
         settings = self.settings
         await asyncio.to_thread(self.store_dir.mkdir, parents=True, exist_ok=True)
+        self._store_lock = await asyncio.to_thread(hold_store, self.store_dir)
         self.state = await asyncio.to_thread(SyncState.load, self.store_dir / STATE_FILE)
         self.client = nio.AsyncClient(
             settings.homeserver,
@@ -124,6 +127,9 @@ class MatrixTransport:
         await self.state.save()
         await self.client.close()
         self.client = self.sender.client = None
+        if self._store_lock is not None:
+            self._store_lock.close()
+            self._store_lock = None
 
     @property
     def connected(self) -> bool:

@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 STATE_FILE = "sync_state.json"
 IDS_PER_ROOM = 20
@@ -125,3 +126,21 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle)
     os.replace(partial, path)
+
+
+class StoreInUse(RuntimeError):
+    """Another process runs Matrix on the same store directory."""
+
+
+def hold_store(directory: Path) -> IO[str]:
+    """An exclusive lock on the store directory for as long as the returned file is open:
+    two processes must not share one encryption store and sync position (the operating
+    system frees the lock when the process ends, however it ends). Events are handled once
+    by construction anyway (the database records each event id); this keeps the keys safe."""
+    handle = (directory / "lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise StoreInUse(f"matrix: another process uses the store {directory}") from exc
+    return handle
