@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, Settings, load_settings, secrets_in_file
+from bot.config import ConfigError, Settings, load_settings
 from bot.core.i18n import ContentError
+
+# Broadcast numbers are database integers (32 bits on PostgreSQL).
+LARGEST_ID = 2**31 - 1
 
 
 def _settings(config: Path | None, db: str | None = None) -> Settings:
@@ -26,6 +31,13 @@ def _settings(config: Path | None, db: str | None = None) -> Settings:
     return settings
 
 
+def database_problem(exc: SQLAlchemyError) -> str:
+    """The database's own first line about what went wrong (no statement, no parameters)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return (lines[0] if lines else type(cause).__name__)[:200]
+
+
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
@@ -35,6 +47,9 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         raise click.ClickException(f"content error: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot open the database or data directory: {exc}") from exc
+    except SQLAlchemyError as exc:
+        # A full disk, a read-only file, a refused login: one line, no traceback.
+        raise click.ClickException(f"cannot use the database: {database_problem(exc)}") from exc
 
 
 CONFIG = click.option(
@@ -115,14 +130,8 @@ def config_group() -> None:
 @config_group.command()
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 def check(path: Path) -> None:
-    """Validate a config file; warn about secrets written into it."""
+    """Validate a config file; a secret written into it is an error."""
     _settings(path)
-    for key in secrets_in_file(path):
-        click.echo(
-            f"warning: {key} is written in {path}; move it to the environment "
-            f"(SICHERHEITSBOT_{key.upper().replace('.', '__')}) or a secrets file",
-            err=True,
-        )
     click.echo(f"{path}: ok")
 
 
@@ -163,16 +172,17 @@ def broadcast_group() -> None:
 )
 def export(config: Path | None, db: str | None, cap_id: str, output: Path | None) -> None:
     """Write an alert as an OASIS CAP 1.2 XML document."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bot.core.i18n import Content
     from bot.storage.db import create_engine, session_factory
     from bot.storage.models import Broadcast
     from handlers.alert_cap import cap_document
 
     raw = cap_id.strip().lstrip("#")
-    if not raw.isdigit():
+    # ASCII digits only: "²" is a digit to str.isdigit, and not to int().
+    if not re.fullmatch(r"[0-9]{1,20}", raw):
         raise click.ClickException(f"not a broadcast number: {cap_id[:32]!r}")
+    if int(raw) > LARGEST_ID:
+        raise click.ClickException(f"no broadcast #{raw}")
     settings = _settings(config, db)
     content = Content(settings.bot.content_dir, settings.bot.default_language)
 
@@ -187,9 +197,10 @@ def export(config: Path | None, db: str | None, cap_id: str, output: Path | None
 
     try:
         document = asyncio.run(load())
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise click.ClickException(f"cannot read the database: {first}") from exc
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot read the database: {database_problem(exc)}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the database: {exc}") from exc
     if document is None:
         raise click.ClickException(f"no broadcast #{raw}")
     if output is None:

@@ -1,7 +1,8 @@
 """Typed settings: a TOML file, overridden by environment variables.
 
-Secrets (tokens, passwords) are read only from the environment or from files in
-a secrets directory; `check_file` warns when one is written into the TOML file.
+Secrets (tokens, passwords, a password inside `database.url`) are read only from the
+environment or from files in a secrets directory: a config file that holds one is refused
+with one line naming the key and the environment variable to use instead.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "SICHERHEITSBOT_"
 SECRET_KEYS = (
@@ -29,7 +32,8 @@ SECRET_KEYS = (
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or nan: a limit of "inf" megabytes is no limit, and crashes where it is used.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BotSettings(Section):
@@ -109,7 +113,7 @@ class LimitSettings(Section):
     reports_per_hour: int = Field(default=5, ge=1)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     max_attachments: int = Field(default=5, ge=0, le=20)
-    max_attachment_mb: float = Field(default=20.0, gt=0)
+    max_attachment_mb: float = Field(default=20.0, gt=0, le=2000)
 
 
 class RetentionSettings(Section):
@@ -196,22 +200,42 @@ def _describe(error: ValidationError) -> str:
     return f"{key}: {message}"
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path} is nested too deeply to be a config file") from exc
+
+
+def _refuse_secrets(path: Path, data: dict[str, Any]) -> None:
+    """A secret written into the file stops start-up: it would end up in backups, in
+    version control and in the hands of whoever may read the configuration."""
+    for key in _secrets_in(data):
+        variable = f"{ENV_PREFIX}{key.upper().replace('.', '__')}"
+        what = "a password in the URL" if key == "database.url" else "a secret"
+        raise ConfigError(
+            f"config error in {key}: {what} is not read from {path.name}; set {variable} "
+            f"in the environment (or a file {variable} in {ENV_PREFIX}SECRETS_DIR)"
+        )
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `path` (optional) and the environment, or raise ConfigError."""
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path} is not UTF-8 text") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        _refuse_secrets(path, _read_toml(path))
     Settings.toml_path = path
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"config error in {_describe(exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path} is nested too deeply to be a config file") from exc
     finally:
         Settings.toml_path = None
     _check_enabled_transports(settings)
@@ -238,12 +262,24 @@ def _check_enabled_transports(settings: Settings) -> None:
             )
 
 
-def secrets_in_file(path: Path) -> list[str]:
-    """Names of secret keys written into a TOML file (they belong in the environment)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+def _secrets_in(data: dict[str, Any]) -> list[str]:
     found = []
     for section, key in SECRET_KEYS:
-        value = data.get(section, {}).get(key)
-        if value:
+        part = data.get(section)
+        if isinstance(part, dict) and part.get(key):
             found.append(f"{section}.{key}")
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, dict) else None
+    if isinstance(url, str) and url:
+        try:
+            password = make_url(url).password
+        except ArgumentError:
+            password = None  # not a URL at all: validation says so
+        if password:
+            found.append("database.url")
     return found
+
+
+def secrets_in_file(path: Path) -> list[str]:
+    """Names of secret keys written into a TOML file (they belong in the environment)."""
+    return _secrets_in(_read_toml(path))
