@@ -13,9 +13,11 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.i18n import ContentError
 
+log = logging.getLogger("bot.cli")  # also when run as `python -m bot.cli`
 # Broadcast numbers are database integers (32 bits on PostgreSQL).
 LARGEST_ID = 2**31 - 1
 
@@ -28,6 +30,12 @@ def _settings(config: Path | None, db: str | None = None) -> Settings:
     if db:
         url = db if "://" in db else f"sqlite+aiosqlite:///{Path(db).resolve()}"
         settings.database.url = url
+    chosen = click.get_current_context().find_root().obj or {}
+    logs.configure(
+        chosen.get("log_level") or settings.logging.level,
+        library_payloads=settings.logging.library_payloads,
+        secrets=settings.secret_values(),
+    )
     return settings
 
 
@@ -62,13 +70,20 @@ CONFIG = click.option(
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default=None,
+    help="DEBUG, INFO, WARNING or ERROR (default: logging.level of the config, INFO).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Same as --log-level DEBUG.")
+@click.pass_context
+def main(context: click.Context, log_level: str | None, verbose: bool) -> None:
     """Chat assistant of the security partnership between police and transport trades."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    chosen = log_level or ("DEBUG" if verbose else None)
+    context.obj = {"log_level": chosen}
+    # Until a command has read its config; it sets the level again from there.
+    logs.configure(chosen or "INFO")
 
 
 @main.command()
@@ -96,13 +111,35 @@ def chat(config: Path | None, user: str, db: str | None, start: str | None) -> N
 @CONFIG
 def run(config: Path | None) -> None:
     """Serve every transport enabled in the config until stopped."""
-    from bot.service import serve
-
     settings = _settings(config)
     try:
-        _run(serve(settings))
+        _run(_serve_with_activity(settings))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+async def _serve_with_activity(settings: Settings) -> None:
+    """`serve`, with the start line and the activity summary once a minute at INFO."""
+    from bot.service import serve
+
+    enabled = [
+        name for name, on in (("telegram", settings.telegram.enabled),
+                              ("matrix", settings.matrix.enabled)) if on
+    ]  # fmt: skip
+    backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
+    log.info(
+        "sicherheitsbot starting: database %s, transports %s, log level %s",
+        backend,
+        ", ".join(enabled) or "none",
+        logging.getLevelName(logging.getLogger().level),
+    )
+    activity = asyncio.create_task(logs.report_activity())
+    try:
+        await serve(settings)
+    finally:
+        activity.cancel()
+        await asyncio.gather(activity, return_exceptions=True)
+    log.info("sicherheitsbot stopped")
 
 
 @main.group(name="db")

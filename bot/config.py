@@ -22,6 +22,8 @@ from pydantic_settings import (
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.logs import level_name
+
 ENV_PREFIX = "SICHERHEITSBOT_"
 SECRET_KEYS = (
     ("telegram", "token"),
@@ -130,6 +132,19 @@ class SchedulerSettings(Section):
     digest_hour: int = Field(default=7, ge=0, le=23)
 
 
+class LoggingSettings(Section):
+    # DEBUG, INFO, WARNING or ERROR; `--log-level` overrides it.
+    level: str = "INFO"
+    # Let the libraries (PTB, httpx, matrix-nio, SQLAlchemy) log below their floors: their
+    # lines then carry message texts, locations and tokens. For a debugging session only.
+    library_payloads: bool = False
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        return level_name(value)
+
+
 class Settings(BaseSettings):
     """Every setting of one deployment; see config.example.toml."""
 
@@ -149,6 +164,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -183,6 +199,27 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.bot.data_dir / "media"
+
+    def secret_values(self) -> list[str]:
+        """The secrets in effect, for the log formatter to take out of every line."""
+        found = [
+            secret.get_secret_value()
+            for secret in (
+                self.telegram.token,
+                self.telegram.webhook_secret,
+                self.matrix.password,
+                self.matrix.access_token,
+            )
+            if secret is not None
+        ]
+        if self.database.url:
+            try:
+                password = make_url(self.database.url).password
+            except ArgumentError:
+                password = None
+            if password:
+                found.append(str(password))
+        return found
 
 
 class ConfigError(Exception):

@@ -54,7 +54,12 @@ class BotScheduler:
         self.runtime = runtime
         settings = runtime.settings.scheduler
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=sync_url(runtime.settings.database_url))},
+            jobstores={
+                "default": SQLAlchemyJobStore(
+                    url=sync_url(runtime.settings.database_url),
+                    engine_options={"hide_parameters": True},
+                )
+            },
             job_defaults={
                 "coalesce": True,
                 "misfire_grace_time": settings.misfire_grace_minutes * 60,

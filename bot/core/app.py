@@ -20,6 +20,7 @@ from bot.core.i18n import Content, negotiate_language
 from bot.core.limits import FloodGate, Verdict
 from bot.core.media import MediaStore
 from bot.core.router import CommandSpec, Handler, Router, TextMatcher
+from bot.logs import ACTIVITY
 from bot.storage import repos
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,8 @@ class Core:
         await context.connection.run_sync(
             repos.write_event, context.person, context.log, commit=True
         )
-        log.info(
+        ACTIVITY.event(str(context.event.kind))  # INFO sums these up once a minute
+        log.debug(
             "handled %s from %s user %s -> %d replies",
             context.event.kind,
             context.event.transport,

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.events import Reply
+from bot.logs import ACTIVITY
 from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
 
@@ -291,6 +292,7 @@ class OutboxWorker:
             log.exception("outbox %s: unexpected error", row.id)
             self._reschedule(row, min(300.0, 2.0**row.attempts), repr(exc), True, outcomes)
         else:
+            ACTIVITY.delivery(delivered=1)
             outcomes.sent.append(
                 {
                     "id": row.id,
@@ -305,6 +307,8 @@ class OutboxWorker:
     ) -> None:
         attempts = row.attempts + (1 if count else 0)
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
+        if status == "failed":
+            ACTIVITY.delivery(failed=1)
         outcomes.rescheduled.append(
             {
                 "id": row.id,
@@ -317,6 +321,7 @@ class OutboxWorker:
         log.info("outbox %s: %s, status %s", row.id, why[:60], status)
 
     async def _unreachable(self, row: OutboxMessage, why: str) -> None:
+        ACTIVITY.delivery(failed=1)
         async with transaction(self.sessions) as session:
             await session.execute(
                 update(OutboxMessage)

@@ -38,7 +38,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     """An async engine. SQLite: one connection, called on the event loop's thread
-    (`bot.storage.inline_sqlite`), with WAL, a busy timeout and foreign keys."""
+    (`bot.storage.inline_sqlite`), with WAL, a busy timeout and foreign keys.
+
+    Statement parameters are people's texts, places and plates: they never appear in an
+    error's message or traceback, nor in the echo (`hide_parameters`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ":memory:"
@@ -47,6 +50,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             async_creator=inline_sqlite.creator(database, BUSY_TIMEOUT_MS / 1000),
             # One connection: the process's transactions take turns at the pool rather
             # than at SQLite's lock, which would be waited for on the loop's thread.
@@ -55,7 +59,14 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
