@@ -122,6 +122,8 @@ class RetentionSettings(Section):
     conversation_days: int = Field(default=90, ge=1)
     closed_report_days: int = Field(default=365, ge=1)
     media_days: int = Field(default=365, ge=1)
+    # A /mydata export file is deleted this long after it was made.
+    export_minutes: int = Field(default=10, ge=1, le=1440)
     on_erasure: Literal["anonymise", "erase"] = "anonymise"
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import delete, select
 
 from bot.core.events import Choice, Reply
 from bot.leader import RETRY_SECONDS, Leadership, keep_leading
-from bot.routine import daily_digest, purge_media, weekly_tips
+from bot.routine import daily_digest, purge_exports, purge_media, weekly_tips
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
@@ -81,6 +81,7 @@ class BotScheduler:
         add(remind_reports, "interval", minutes=5, id="report_reminders", replace_existing=True)
         add(purge, "cron", hour=3, minute=17, id="daily_purge", replace_existing=True)
         add(purge_media, "cron", hour=3, minute=27, id="media_purge", replace_existing=True)
+        add(purge_exports, "interval", minutes=5, id="export_purge", replace_existing=True)
         digest_hour = self.runtime.settings.scheduler.digest_hour
         add(daily_digest, "cron", hour=digest_hour, id="daily_digest", replace_existing=True)
         add(weekly_tips, "cron", day_of_week="mon", hour=9, id="weekly_tips", replace_existing=True)

@@ -87,7 +87,7 @@ async def set_status(context: Context, report: Report, status: str, note: str) -
         status=context.content.label(reporter.language, "status", status),
     )
     destination = Destination(reporter.transport, reporter.chat_id, reporter.id)
-    await context.send_to(destination, [Reply(text)], kind="notice")
+    await context.send_to(destination, [Reply(text)], kind="notice", subject_user_id=reporter.id)
 
 
 @router.command("triage", listed=False)

@@ -121,7 +121,12 @@ async def _submit(context: Context, answers: Answers) -> None:
     )
     await context.audit("report_submitted", report.reference)
     for destination in context.coordinator_destinations():
-        await context.send_to(destination, coordinator_view(context, report), kind="report")
+        await context.send_to(
+            destination,
+            coordinator_view(context, report),
+            kind="report",
+            subject_user_id=context.user.id,
+        )
     watched = (
         "report.watched"
         if context.settings.bot.reports_watched_around_the_clock

@@ -7,6 +7,9 @@ the result. A claim is a lease: a row left 'sending' past it (its worker died) i
 again, for any instance; on SQLite, where one instance runs, a restart takes such rows
 back at once. Flood-control answers reschedule a row; transient errors retry with
 exponential backoff; a person who blocked the bot is marked inactive and skipped.
+
+A row that is done — sent, failed for good, expired — loses its text (`payload`) in the
+same write: what remains is what receipts and duplicate checks need.
 """
 
 from __future__ import annotations
@@ -273,7 +276,7 @@ class OutboxWorker:
     async def _send(self, row: OutboxMessage, outcomes: _Outcomes) -> None:
         # Alerts carry an expiry: past it the row is marked "expired", never sent late.
         if row.expires_at is not None and row.expires_at <= utcnow():
-            outcomes.expired.append({"id": row.id, "status": "expired"})
+            outcomes.expired.append({"id": row.id, "status": "expired", "payload": []})
             return
         replies = [Reply.from_json(item) for item in row.payload]
         if not self.limits_itself:
@@ -299,6 +302,7 @@ class OutboxWorker:
                     "status": "sent",
                     "sent_at": utcnow(),
                     "platform_message_id": platform_id,
+                    "payload": [],
                 }
             )
 
@@ -309,15 +313,17 @@ class OutboxWorker:
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
         if status == "failed":
             ACTIVITY.delivery(failed=1)
-        outcomes.rescheduled.append(
-            {
-                "id": row.id,
-                "status": status,
-                "attempts": attempts,
-                "last_error": why[:255],
-                "next_attempt_at": utcnow() + timedelta(seconds=delay),
-            }
-        )
+        outcome = {
+            "id": row.id,
+            "status": status,
+            "attempts": attempts,
+            "last_error": why[:255],
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+        }
+        if status == "failed":
+            outcomes.failed.append({**outcome, "payload": []})  # given up: the text goes
+        else:
+            outcomes.rescheduled.append(outcome)
         log.info("outbox %s: %s, status %s", row.id, why[:60], status)
 
     async def _unreachable(self, row: OutboxMessage, why: str) -> None:
@@ -326,7 +332,7 @@ class OutboxWorker:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id)
-                .values(status="failed", last_error=why[:255])
+                .values(status="failed", last_error=why[:255], payload=[])
             )
             if row.user_id is not None:
                 await session.execute(
@@ -336,7 +342,7 @@ class OutboxWorker:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.user_id == row.user_id, OutboxMessage.status == "queued")
-                    .values(status="failed", last_error="unreachable")
+                    .values(status="failed", last_error="unreachable", payload=[])
                 )
 
 
@@ -355,10 +361,12 @@ class _Outcomes:
 
     sent: list[dict[str, Any]] = field(default_factory=list)
     rescheduled: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
     expired: list[dict[str, Any]] = field(default_factory=list)
 
     async def record(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        groups = [group for group in (self.sent, self.rescheduled, self.expired) if group]
+        kinds = (self.sent, self.rescheduled, self.failed, self.expired)
+        groups = [group for group in kinds if group]
         if not groups:
             return
         async with transaction(sessions) as session:

@@ -1,0 +1,338 @@
+"""Personal data lives exactly as long as its purpose: copies in the outbox, stored files
+shared by reports, exports.
+
+Planted values are ASCII: SQLite stores JSON with non-ASCII characters escaped, and the
+scan compares bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, insert, inspect, select, text
+
+from bot.config import Settings
+from bot.core.events import AttachmentKind
+from bot.routine import purge_exports, purge_media
+from bot.runtime import Runtime
+from bot.scheduler import BotScheduler
+from bot.storage import db, retention
+from bot.storage.models import (
+    Base,
+    Media,
+    MediaLink,
+    OutboxMessage,
+    Report,
+    utcnow,
+)
+from tests.chat import Chat
+from tests.test_alerts import add_broadcast
+
+REPORTER = "quaxel-7f3a"  # the person's id on the platform (their terminal name)
+PLANTED = {
+    "platform id": REPORTER,
+    "name": "Quaxelmeier",
+    "phone": "0171 5550199",
+    "plate": "K-QX 9173",
+    "latitude": "51.14357",
+    "draft place": "Quaxelweg 12",
+    "own photo": "quaxel's own photo 7f3a",
+    "draft photo": "quaxel's draft photo 7f3a",
+}
+# A forwarded photo is byte for byte the same for everyone who forwards it.
+SHARED_PHOTO = b"\xff\xd8\xff a forwarded photo, the same bytes for everyone"
+# What an anonymised report keeps (README): what was observed, not who observed it.
+KEPT_WHEN_ANONYMISED = {
+    "name": {"reports.answers"},
+    "phone": {"reports.answers"},
+    "plate": {"reports.answers"},
+    "latitude": {"reports.answers"},
+    "own photo": {"media store"},
+}
+
+
+@pytest.fixture
+async def scheduler(runtime: Runtime) -> AsyncIterator[BotScheduler]:
+    """The scheduler as the bot runs it (the jobs are called directly, clock moved)."""
+    running = BotScheduler(runtime)
+    running.start(standard_jobs=False)
+    yield running
+    running.shutdown()
+
+
+def photo(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def jpeg(label: str) -> bytes:
+    return b"\xff\xd8\xff " + label.encode()
+
+
+async def report_everything(chat: Chat, tmp_path: Path) -> None:
+    """A report with a place, a plate, a name and number, two photos, contact allowed."""
+    await chat.onboard()
+    await chat.send("/report")
+    await chat.press("Nein")
+    await chat.press("Verdächtiges Fahrzeug")
+    await chat.share_location(51.14357, 7.02671)
+    await chat.press("Überspringen")  # motorway?
+    await chat.press("Gerade eben")
+    await chat.press("Fahrzeuge")
+    await chat.press("Transporter")
+    await chat.send("Volkswagen")
+    await chat.press("Überspringen")  # model
+    await chat.press("Überspringen")  # colour
+    await chat.send(PLANTED["plate"])
+    await chat.press("Das ist alles")
+    await chat.send(f"Zeuge Zbigniew {PLANTED['name']}, Tel. {PLANTED['phone']}")
+    await chat.send(f"/photo {photo(tmp_path, 'own.jpg', jpeg(PLANTED['own photo']))}")
+    await chat.send(f"/photo {photo(tmp_path, 'shared.jpg', SHARED_PHOTO)}")
+    await chat.press("Fertig")
+    await chat.press("Kontakt erlaubt")
+    await chat.press("Meldung senden")
+    assert "Aktenzeichen" in chat.screen
+
+
+async def report_with_photo(chat: Chat, *paths: Path) -> None:
+    """The fewest taps, with photos."""
+    await chat.onboard()
+    await chat.send("/report")
+    await chat.press("Nein")
+    await chat.press("Sonstiges")
+    await chat.send("Parkplatz")
+    await chat.press("Überspringen")
+    await chat.press("Gerade eben")
+    await chat.press("Nichts davon")
+    await chat.press("Überspringen")
+    for path in paths:
+        await chat.send(f"/photo {path}")
+    await chat.press("Fertig")
+    await chat.press("anonym")
+    await chat.press("Meldung senden")
+    assert "Aktenzeichen" in chat.screen
+
+
+async def begin_and_leave_a_report(chat: Chat, tmp_path: Path) -> None:
+    """A report begun — a place typed, a photo sent — and never sent."""
+    await chat.send("/report")
+    await chat.press("Nein")
+    await chat.press("Sonstiges")
+    await chat.send(PLANTED["draft place"])
+    await chat.press("Überspringen")
+    await chat.press("Gerade eben")
+    await chat.press("Nichts davon")
+    await chat.press("Überspringen")
+    await chat.send(f"/photo {photo(tmp_path, 'draft.jpg', jpeg(PLANTED['draft photo']))}")
+    assert "Erhalten (1" in chat.screen
+
+
+async def erase(chat: Chat) -> None:
+    await chat.send("/delete_me")
+    await chat.press("Ja, alles löschen")
+    assert "Gelöscht" in chat.screen
+
+
+def as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str).encode()
+    return str(value).encode()
+
+
+async def scan(runtime: Runtime, records: Sequence[logging.LogRecord] = ()) -> dict[str, set[str]]:
+    """Where each planted value is found: "table.column", "media store" or "log"."""
+    needles = {key: value.encode() for key, value in PLANTED.items()}
+    found: dict[str, set[str]] = defaultdict(set)
+    async with runtime.engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        for table in tables:  # the job store's table (apscheduler_jobs) too
+            rows = await connection.execute(text(f'SELECT * FROM "{table}"'))
+            for row in rows.mappings():
+                for column, value in row.items():
+                    blob = as_bytes(value)
+                    found_here = [key for key, needle in needles.items() if needle in blob]
+                    for key in found_here:
+                        found[key].add(f"{table}.{column}")
+    store = runtime.settings.media_dir
+    for path in store.rglob("*") if store.exists() else []:
+        if path.is_file():
+            data = path.read_bytes()
+            for key, needle in needles.items():
+                if needle in data or needle in path.name.encode():
+                    found[key].add("media store")
+    for record in records:
+        written = record.getMessage() + (record.exc_text or "")
+        for key, value in PLANTED.items():
+            if value in written:
+                found[key].add("log")
+    return dict(found)
+
+
+def leftovers(found: dict[str, set[str]], mode: str) -> dict[str, set[str]]:
+    """What was found beyond what the README's table keeps in this erasure mode."""
+    kept = KEPT_WHEN_ANONYMISED if mode == "anonymise" else {}
+    extra = {key: places - kept.get(key, set()) for key, places in found.items()}
+    return {key: places for key, places in extra.items() if places}
+
+
+async def count(runtime: Runtime, model: Any, *where: Any) -> int:
+    async with runtime.sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    return int(total or 0)
+
+
+# -- one test per row of the table ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["anonymise", "erase"])
+async def test_erasing_one_reporter_keeps_a_photo_another_report_holds(
+    runtime: Runtime, tmp_path: Path, mode: str
+) -> None:
+    runtime.settings.retention.on_erasure = mode  # type: ignore[assignment]
+    first, second = Chat(runtime.core, "first"), Chat(runtime.core, "second")
+    await report_with_photo(first, photo(tmp_path, "forwarded.jpg", SHARED_PHOTO))
+    await report_with_photo(second, photo(tmp_path, "forwarded-too.jpg", SHARED_PHOTO))
+    await erase(first)
+    async with runtime.sessions() as session:
+        [kept] = (await session.scalars(select(Report).where(Report.user_id.is_not(None)))).all()
+    sha = kept.answers["media"][0]["sha256"]
+    assert runtime.core.media.read(sha) == SHARED_PHOTO
+    assert await count(runtime, Media, Media.sha256 == sha) == 1
+    await erase(second)
+    # The last holder: gone with an erased report, kept with an anonymised one.
+    assert runtime.core.media.path_for(sha).exists() is (mode == "anonymise")
+
+
+async def test_files_held_past_media_days_go_and_files_no_row_names_go_after_a_day(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path
+) -> None:
+    chat = Chat(runtime.core, "driver")
+    await report_with_photo(chat, photo(tmp_path, "evidence.jpg", jpeg("evidence")))
+    [evidence] = [p for p in runtime.settings.media_dir.rglob("*") if p.is_file()]
+    # Downloaded for an event that never completed (a crash, a refused report): no row.
+    stray = await runtime.core.media.save(jpeg("stray download"), AttachmentKind.PHOTO)
+    stray_path = runtime.core.media.path_for(stray.sha256)
+    assert await purge_media(now=utcnow() + retention.ORPHAN_GRACE / 2) == 0
+    assert stray_path.exists()
+    assert await purge_media(now=utcnow() + retention.ORPHAN_GRACE * 2) == 1
+    assert not stray_path.exists() and evidence.exists()
+    days = runtime.settings.retention.media_days
+    assert await purge_media(now=utcnow() + timedelta(days=days + 1)) == 1
+    assert not evidence.exists()
+    assert await count(runtime, Media) == 0 and await count(runtime, MediaLink) == 0
+
+
+async def test_delivered_messages_keep_no_text(runtime: Runtime) -> None:
+    runtime.settings.console.coordinators = ["leitstelle", "nachtschicht"]
+    driver = Chat(runtime.core, "driver")
+    await driver.onboard()
+    await driver.send("/report")
+    await driver.press("Nein")
+    await driver.press("Sonstiges")
+    await driver.send(f"Parkplatz, Kennzeichen {PLANTED['plate']}")
+    for label in ("Überspringen", "Gerade eben", "Nichts davon", "Überspringen", "Überspringen"):
+        await driver.press(label)
+    await driver.press("anonym")
+    await driver.press("Meldung senden")
+    await Chat(runtime.core, "leitstelle").console.show_waiting()
+    async with runtime.sessions() as session:
+        rows = {r.chat_id: r for r in (await session.scalars(select(OutboxMessage))).all()}
+    assert rows["leitstelle"].status == "sent" and rows["leitstelle"].payload == []
+    assert PLANTED["plate"] in json.dumps(rows["nachtschicht"].payload)  # still waiting
+
+
+@pytest.mark.parametrize("mode", ["anonymise", "erase"])
+async def test_erasure_reaches_the_copy_of_a_report_sent_to_the_coordinators(
+    runtime: Runtime, tmp_path: Path, mode: str
+) -> None:
+    runtime.settings.retention.on_erasure = mode  # type: ignore[assignment]
+    reporter = Chat(runtime.core, REPORTER)
+    await report_everything(reporter, tmp_path)
+    async with runtime.sessions() as session:
+        [copy] = (await session.scalars(select(OutboxMessage))).all()
+    assert copy.chat_id == "leitstelle" and copy.user_id is None
+    assert PLANTED["plate"] in json.dumps(copy.payload)
+    await erase(reporter)
+    assert await count(runtime, OutboxMessage) == 0
+
+
+async def test_an_export_is_deleted_after_its_minutes_or_at_erasure(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path
+) -> None:
+    reporter = Chat(runtime.core, REPORTER)
+    await report_everything(reporter, tmp_path)
+    await reporter.send("/mydata")
+    [first] = reporter.replies[0].attachments
+    export = runtime.core.media.path_for(first.sha256)
+    assert PLANTED["plate"].encode() in export.read_bytes()
+    minutes = runtime.settings.retention.export_minutes
+    assert await purge_exports(now=utcnow() + timedelta(minutes=minutes - 1)) == 0
+    assert export.exists()
+    assert await purge_exports(now=utcnow() + timedelta(minutes=minutes + 1)) == 1
+    assert not export.exists()
+    await reporter.send("/mydata")  # again, and erased at once
+    [second] = reporter.replies[0].attachments
+    assert runtime.core.media.path_for(second.sha256).exists()
+    await erase(reporter)
+    assert not runtime.core.media.path_for(second.sha256).exists()
+
+
+async def test_the_job_store_holds_ids_not_texts(runtime: Runtime, scheduler: BotScheduler) -> None:
+    alert = await add_broadcast(runtime, texts={"de": f"Gesucht: {PLANTED['plate']}"})
+    scheduler.schedule_broadcast(alert, utcnow() + timedelta(days=1))
+    async with runtime.engine.connect() as connection:
+        jobs = (await connection.execute(text("SELECT id, job_state FROM apscheduler_jobs"))).all()
+    assert [job_id for job_id, _ in jobs] == [f"broadcast:{alert}"]
+    assert PLANTED["plate"].encode() not in as_bytes(jobs[0][1])
+    assert await scan(runtime) == {"plate": {"broadcasts.texts"}}
+
+
+# -- the schema -------------------------------------------------------------------------------
+
+
+async def test_the_migrations_make_the_schema_the_models_describe(runtime: Runtime) -> None:
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _: (kind, name) != ("table", "apscheduler_jobs"),
+            },
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+    async with runtime.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_reports_stored_before_the_upgrade_hold_their_files(
+    settings: Settings, tmp_path: Path
+) -> None:
+    url = settings.database_url
+    await db.upgrade(url, "0003")
+    answers = {"media": [{"sha256": "a" * 64, "kind": "photo", "size": 3}], "category": "other"}
+    engine = db.create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Report.__table__),
+            [{"reference": "SP-2026-000001", "transport": "console", "category": "other",
+              "status": "new", "answers": answers, "contact_allowed": False, "status_note": "",
+              "created_at": utcnow(), "updated_at": utcnow()}],
+        )  # fmt: skip
+    await db.upgrade(url)
+    async with engine.connect() as connection:
+        links = (await connection.execute(select(MediaLink.sha256, MediaLink.report_id))).all()
+    await engine.dispose()
+    assert [(sha, report) for sha, report in links] == [("a" * 64, 1)]
