@@ -119,9 +119,22 @@ class LimitSettings(Section):
 
 
 class RetentionSettings(Section):
+    """How long each kind of personal data is kept (README: "What is stored, for how long")."""
+
     conversation_days: int = Field(default=90, ge=1)
     closed_report_days: int = Field(default=365, ge=1)
     media_days: int = Field(default=365, ge=1)
+    # A dialogue left untouched this long (a report begun, never sent) is discarded.
+    draft_days: int = Field(default=7, ge=1)
+    # Who never agreed to the privacy notice (only id and language are kept).
+    unconsented_days: int = Field(default=30, ge=1)
+    # Who blocked the bot and was not seen since: erased as /delete_me would.
+    inactive_user_days: int = Field(default=365, ge=1)
+    # A message not delivered by then expires and loses its text.
+    undelivered_days: int = Field(default=7, ge=1)
+    # Delivery records (without text) and alerts past their expiry, for receipts.
+    delivery_days: int = Field(default=90, ge=1)
+    audit_days: int = Field(default=365, ge=1)
     # A /mydata export file is deleted this long after it was made.
     export_minutes: int = Field(default=10, ge=1, le=1440)
     on_erasure: Literal["anonymise", "erase"] = "anonymise"
@@ -188,6 +201,15 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.bot.data_dir / 'sicherheitsbot.db').resolve()}"
+
+    def coordinator_ids(self, transport: str) -> set[str]:
+        """Platform ids of the coordinators named for `transport`."""
+        named: dict[str, list[str] | list[int]] = {
+            "console": self.console.coordinators,
+            "telegram": self.telegram.coordinators,
+            "matrix": self.matrix.coordinators,
+        }
+        return {str(item) for item in named.get(transport, [])}
 
     def admin_ids(self, transport: str) -> set[str]:
         """Platform ids of the admins named for `transport`."""

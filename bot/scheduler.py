@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bot.core.events import Choice, Reply
 from bot.leader import RETRY_SECONDS, Leadership, keep_leading
 from bot.routine import daily_digest, purge_exports, purge_media, weekly_tips
 from bot.runtime import Runtime
-from bot.storage import repos
+from bot.storage import repos, retention
 from bot.storage.db import transaction
-from bot.storage.models import ConversationEntry, DialogueState, Report, User, utcnow
+from bot.storage.models import DialogueState, User, utcnow
 
 log = logging.getLogger(__name__)
 REPORT_FLOW = "rep"
@@ -179,30 +179,25 @@ async def urgent_resend() -> None:
 
 
 async def purge(now: datetime | None = None) -> dict[str, int]:
-    """Delete conversation logs and closed reports older than the retention settings."""
+    """Delete what the retention settings no longer allow: conversation logs, closed
+    reports (and the files only they held), dialogues left untouched, people who never
+    agreed or blocked the bot, outbox texts and records, expired alerts, the audit log."""
     runtime = _runtime()
     if runtime is None:
         return {}
-    now = now or utcnow()
-    retention = runtime.settings.retention
+    settings = runtime.settings
+    keep = {
+        (transport, platform_id)
+        for transport in ("console", "telegram", "matrix")
+        for platform_id in settings.admin_ids(transport) | settings.coordinator_ids(transport)
+    }
     async with transaction(runtime.sessions) as session:
-        logs = await session.execute(
-            delete(ConversationEntry).where(
-                ConversationEntry.at < now - timedelta(days=retention.conversation_days)
-            )
-        )
-        reports = await session.execute(
-            delete(Report).where(
-                Report.status == "closed",
-                Report.closed_at < now - timedelta(days=retention.closed_report_days),
-            )
-        )
-        counts = {
-            "conversation": int(getattr(logs, "rowcount", 0) or 0),
-            "reports": int(getattr(reports, "rowcount", 0) or 0),
-        }
-        await repos.audit(session, None, "purge", "", counts)
-    return counts
+        purged = await retention.purge_rows(session, settings.retention, now or utcnow(), keep)
+        await repos.audit(session, None, "purge", "", purged.counts)
+    for sha256 in purged.files:
+        runtime.core.media.delete(sha256)
+    log.info("purge: %s", ", ".join(f"{k} {v}" for k, v in purged.counts.items() if v) or "none")
+    return purged.counts
 
 
 async def remind_reports(now: datetime | None = None) -> int:

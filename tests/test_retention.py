@@ -1,5 +1,9 @@
-"""Personal data lives exactly as long as its purpose: copies in the outbox, stored files
-shared by reports, exports.
+"""Personal data lives exactly as long as its purpose.
+
+One test per row of the README's table "What is stored, for how long", and the scan:
+plant unique values through the chat, run the purge jobs with the clock moved forward,
+erase the person, then read every table, every file of the media store and every log
+record — nothing planted may remain outside what the table keeps (an anonymised report).
 
 Planted values are ASCII: SQLite stores JSON with non-ASCII characters escaped, and the
 scan compares bytes.
@@ -18,20 +22,26 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text, update
 
+from bot import logs
 from bot.config import Settings
 from bot.core.events import AttachmentKind
 from bot.routine import purge_exports, purge_media
 from bot.runtime import Runtime
-from bot.scheduler import BotScheduler
+from bot.scheduler import BotScheduler, purge
 from bot.storage import db, retention
 from bot.storage.models import (
+    AuditEntry,
     Base,
+    Broadcast,
+    ConversationEntry,
+    DialogueState,
     Media,
     MediaLink,
     OutboxMessage,
     Report,
+    User,
     utcnow,
 )
 from tests.chat import Chat
@@ -193,7 +203,142 @@ async def count(runtime: Runtime, model: Any, *where: Any) -> int:
     return int(total or 0)
 
 
+# -- the scan -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["anonymise", "erase"])
+async def test_nothing_planted_remains_outside_what_the_table_keeps(
+    runtime: Runtime,
+    scheduler: BotScheduler,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    runtime.settings.retention.on_erasure = mode  # type: ignore[assignment]
+    # A second coordinator who never opens the chat: a report's copy waits for them.
+    runtime.settings.console.coordinators = ["leitstelle", "nachtschicht"]
+    logs.hold_libraries(library_payloads=False)  # as `sicherheitsbot` sets them up
+    reporter, witness = Chat(runtime.core, REPORTER), Chat(runtime.core, "witness")
+    leitstelle = Chat(runtime.core, "leitstelle")
+    with caplog.at_level(logging.DEBUG):
+        await report_everything(reporter, tmp_path)
+        await report_with_photo(witness, photo(tmp_path, "forwarded.jpg", SHARED_PHOTO))
+        await leitstelle.console.show_waiting()  # delivered to leitstelle, not nachtschicht
+        async with runtime.sessions() as session:
+            own = await session.scalar(select(Report).where(Report.contact_allowed.is_(True)))
+        assert own is not None
+        await leitstelle.send(f"/triage {own.reference} police")  # a notice to the reporter
+        await reporter.send("/mydata")
+        await reporter.send(f"Meine Nummer ist {PLANTED['phone']}")
+        await begin_and_leave_a_report(reporter, tmp_path)
+        scheduler.schedule_broadcast(await add_broadcast(runtime), utcnow() + timedelta(days=1))
+        before = await scan(runtime)
+        assert set(before) == set(PLANTED), before  # every value did get stored
+
+        # The purge jobs, the clock moved forward: a day for the rows, two for the files,
+        # the export's minutes for the export.
+        export_minutes = runtime.settings.retention.export_minutes
+        assert await purge_exports(now=utcnow() + timedelta(minutes=export_minutes + 1)) == 1
+        await purge(now=utcnow() + timedelta(days=1))
+        await purge_media(now=utcnow() + timedelta(days=2))
+        await erase(reporter)
+    assert leftovers(await scan(runtime, caplog.records), mode) == {}
+
+    # The witness's report keeps the forwarded photo the reporter sent too.
+    async with runtime.sessions() as session:
+        kept = (await session.scalars(select(Report))).all()
+    witness_report = [r for r in kept if r.answers["media"][0]["file_name"] == "forwarded.jpg"]
+    [shared] = witness_report[0].answers["media"]
+    assert runtime.core.media.read(shared["sha256"]) == SHARED_PHOTO
+    assert len(kept) == (2 if mode == "anonymise" else 1)
+
+
 # -- one test per row of the table ----------------------------------------------------------
+
+
+async def test_users_who_never_agreed_go_after_unconsented_days(
+    runtime: Runtime, scheduler: BotScheduler
+) -> None:
+    passer_by, member = Chat(runtime.core, "passer-by"), Chat(runtime.core, "member")
+    await passer_by.send("/start")  # language asked, never answered: id and language only
+    await member.onboard()
+    await Chat(runtime.core, "leitstelle").send("/menu")  # a coordinator: staff, no consent
+    days = runtime.settings.retention.unconsented_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, User) == 3
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    async with runtime.sessions() as session:
+        left = set((await session.scalars(select(User.platform_id))).all())
+    assert left == {"member", "leitstelle"}
+    assert await count(runtime, DialogueState, DialogueState.chat_id == "passer-by") == 0
+
+
+@pytest.mark.parametrize("mode", ["anonymise", "erase"])
+async def test_who_blocked_the_bot_is_erased_after_inactive_user_days(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path, mode: str
+) -> None:
+    runtime.settings.retention.on_erasure = mode  # type: ignore[assignment]
+    gone = Chat(runtime.core, REPORTER)
+    await report_everything(gone, tmp_path)
+    async with runtime.sessions() as session, session.begin():
+        # What the outbox worker records when the platform says the bot was blocked.
+        await session.execute(update(User).values(active=False))
+    days = runtime.settings.retention.inactive_user_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, User) == 1
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    assert await count(runtime, User) == 0
+    assert leftovers(await scan(runtime), mode) == {}
+
+
+async def test_a_report_left_half_done_goes_after_draft_days_with_its_photo(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path
+) -> None:
+    chat = Chat(runtime.core, REPORTER)
+    await chat.onboard()
+    await begin_and_leave_a_report(chat, tmp_path)
+    [draft_photo] = [p for p in runtime.settings.media_dir.rglob("*") if p.is_file()]
+    days = runtime.settings.retention.draft_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge_media(now=utcnow() + timedelta(days=days - 1))  # a draft holds its photo
+    assert draft_photo.exists()
+    assert await count(runtime, DialogueState, DialogueState.flow == "rep") == 1
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    assert await count(runtime, DialogueState) == 0
+    assert not draft_photo.exists()
+    found = await scan(runtime)
+    # What was typed stays in the conversation log for its own days, nowhere else.
+    assert found["draft place"] == {"conversation_log.text"} and "draft photo" not in found
+    await chat.send("/menu")  # the person simply starts again
+    assert "Was möchten Sie tun?" in chat.screen
+
+
+async def test_closed_reports_go_after_closed_report_days_open_ones_stay(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path
+) -> None:
+    closed, still_open = Chat(runtime.core, "closed"), Chat(runtime.core, "open")
+    own = photo(tmp_path, "a.jpg", jpeg("closed report's photo"))
+    shared = photo(tmp_path, "b.jpg", SHARED_PHOTO)
+    await report_with_photo(closed, own, shared)
+    await report_with_photo(still_open, shared)  # the same forwarded photo
+    leitstelle = Chat(runtime.core, "leitstelle")
+    async with runtime.sessions() as session:
+        first = await session.scalar(select(Report).order_by(Report.id))
+    assert first is not None
+    await leitstelle.send(f"/triage {first.reference} closed")
+    await leitstelle.press("Überspringen")  # no note
+    async with runtime.sessions() as session:
+        report = await session.get(Report, first.id)
+    assert report is not None and report.status == "closed"
+    days = runtime.settings.retention.closed_report_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, Report) == 2
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    async with runtime.sessions() as session:
+        left = (await session.scalars(select(Report))).all()
+    assert [r.status for r in left] == ["new"]
+    names = {p.read_bytes() for p in runtime.settings.media_dir.rglob("*") if p.is_file()}
+    assert names == {SHARED_PHOTO}  # the closed report's own photo went, the shared stayed
 
 
 @pytest.mark.parametrize("mode", ["anonymise", "erase"])
@@ -234,7 +379,9 @@ async def test_files_held_past_media_days_go_and_files_no_row_names_go_after_a_d
     assert await count(runtime, Media) == 0 and await count(runtime, MediaLink) == 0
 
 
-async def test_delivered_messages_keep_no_text(runtime: Runtime) -> None:
+async def test_delivered_messages_keep_no_text_and_undelivered_ones_expire(
+    runtime: Runtime, scheduler: BotScheduler
+) -> None:
     runtime.settings.console.coordinators = ["leitstelle", "nachtschicht"]
     driver = Chat(runtime.core, "driver")
     await driver.onboard()
@@ -251,6 +398,20 @@ async def test_delivered_messages_keep_no_text(runtime: Runtime) -> None:
         rows = {r.chat_id: r for r in (await session.scalars(select(OutboxMessage))).all()}
     assert rows["leitstelle"].status == "sent" and rows["leitstelle"].payload == []
     assert PLANTED["plate"] in json.dumps(rows["nachtschicht"].payload)  # still waiting
+    undelivered = runtime.settings.retention.undelivered_days
+    await purge(now=utcnow() + timedelta(days=undelivered - 1))
+    assert await count(runtime, OutboxMessage, OutboxMessage.status == "queued") == 1
+    await purge(now=utcnow() + timedelta(days=undelivered + 1))
+    async with runtime.sessions() as session:
+        waiting = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.chat_id == "nachtschicht")
+        )
+    assert waiting is not None and waiting.status == "expired" and waiting.payload == []
+    # The report keeps the plate (and the log, for its days); no outbox row does.
+    assert (await scan(runtime))["plate"] == {"reports.answers", "conversation_log.text"}
+    records = runtime.settings.retention.delivery_days
+    await purge(now=utcnow() + timedelta(days=records + 1))
+    assert await count(runtime, OutboxMessage) == 0
 
 
 @pytest.mark.parametrize("mode", ["anonymise", "erase"])
@@ -266,6 +427,39 @@ async def test_erasure_reaches_the_copy_of_a_report_sent_to_the_coordinators(
     assert PLANTED["plate"] in json.dumps(copy.payload)
     await erase(reporter)
     assert await count(runtime, OutboxMessage) == 0
+
+
+async def test_conversation_log_goes_after_conversation_days(
+    runtime: Runtime, scheduler: BotScheduler
+) -> None:
+    chat = Chat(runtime.core, "driver")
+    await chat.onboard()
+    await chat.send(f"Mein Kennzeichen ist {PLANTED['plate']}")
+    assert await count(runtime, ConversationEntry, ConversationEntry.text.contains("K-QX")) == 1
+    days = runtime.settings.retention.conversation_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, ConversationEntry) > 0
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    assert await count(runtime, ConversationEntry) == 0
+
+
+async def test_audit_log_loses_the_erased_person_and_goes_after_audit_days(
+    runtime: Runtime, scheduler: BotScheduler, tmp_path: Path
+) -> None:
+    reporter = Chat(runtime.core, REPORTER)
+    await report_with_photo(reporter, photo(tmp_path, "p.jpg", jpeg("p")))
+    async with runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == REPORTER))
+    assert user is not None
+    assert await count(runtime, AuditEntry, AuditEntry.actor_id == user.id) >= 1
+    await erase(reporter)
+    assert await count(runtime, AuditEntry, AuditEntry.actor_id == user.id) == 0
+    assert await count(runtime, AuditEntry, AuditEntry.action == "report_submitted") == 1
+    days = runtime.settings.retention.audit_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, AuditEntry, AuditEntry.action == "report_submitted") == 1
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    assert await count(runtime, AuditEntry, AuditEntry.action != "purge") == 0
 
 
 async def test_an_export_is_deleted_after_its_minutes_or_at_erasure(
@@ -287,6 +481,25 @@ async def test_an_export_is_deleted_after_its_minutes_or_at_erasure(
     assert runtime.core.media.path_for(second.sha256).exists()
     await erase(reporter)
     assert not runtime.core.media.path_for(second.sha256).exists()
+
+
+async def test_alerts_go_delivery_days_after_they_expired_without_their_author(
+    runtime: Runtime, scheduler: BotScheduler
+) -> None:
+    leitstelle = Chat(runtime.core, "leitstelle")
+    await leitstelle.send("/menu")
+    async with runtime.sessions() as session:
+        author = await session.scalar(select(User.id).where(User.platform_id == "leitstelle"))
+    alert = await add_broadcast(runtime, created_by=author, texts={"de": "Achtung"})
+    days = runtime.settings.retention.delivery_days
+    await purge(now=utcnow() + timedelta(days=days - 1))
+    assert await count(runtime, Broadcast) == 1
+    await erase(leitstelle)
+    async with runtime.sessions() as session:
+        kept = await session.get(Broadcast, alert)
+    assert kept is not None and kept.created_by is None
+    await purge(now=utcnow() + timedelta(days=days + 1))
+    assert await count(runtime, Broadcast) == 0
 
 
 async def test_the_job_store_holds_ids_not_texts(runtime: Runtime, scheduler: BotScheduler) -> None:
