@@ -16,6 +16,7 @@ from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from bot.core.events import Reply
+from bot.storage.db import make_durable
 from bot.storage.models import (
     AuditEntry,
     ConversationEntry,
@@ -377,6 +378,8 @@ async def create_report(
     )
     session.add(report)
     await session.flush()
+    # Its reference is shown as soon as this commits: the commit must outlive a power cut.
+    await make_durable(session)
     # The report holds its files: they stay while it does (or until media_days).
     for attachment in files_of(answers):
         await remember_media(session, attachment)
