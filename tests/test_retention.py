@@ -45,7 +45,17 @@ from bot.storage.models import (
     utcnow,
 )
 from tests.chat import Chat
+from tests.peers.botapi import BotApiServer
 from tests.test_alerts import add_broadcast
+from tests.test_telegram import (
+    OTHER,
+    TOKEN,
+    USER,
+    Harness,
+    eventually,
+    outbox_row,
+    queue_notice,
+)
 
 REPORTER = "quaxel-7f3a"  # the person's id on the platform (their terminal name)
 PLANTED = {
@@ -68,6 +78,17 @@ KEPT_WHEN_ANONYMISED = {
     "latitude": {"reports.answers"},
     "own photo": {"media store"},
 }
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[BotApiServer]:
+    peer = BotApiServer()
+    peer.add_bot(TOKEN)
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.stop()
 
 
 @pytest.fixture
@@ -412,6 +433,32 @@ async def test_delivered_messages_keep_no_text_and_undelivered_ones_expire(
     records = runtime.settings.retention.delivery_days
     await purge(now=utcnow() + timedelta(days=records + 1))
     assert await count(runtime, OutboxMessage) == 0
+
+
+async def test_the_outbox_worker_keeps_no_text_of_what_it_sent_or_gave_up(
+    runtime: Runtime, server: BotApiServer
+) -> None:
+    harness = Harness(runtime, server)
+    await harness.start()
+    try:
+        server.add_user(USER)
+        server.add_user(OTHER)
+        server.block(OTHER)
+        sent = await queue_notice(runtime, USER, f"Kennzeichen {PLANTED['plate']}", None)
+        refused = await queue_notice(runtime, OTHER, f"Tel. {PLANTED['phone']}", None)
+        notice = await server.wait_for_message(USER)
+        assert PLANTED["plate"] in (notice.plain_text or "")
+
+        async def done() -> bool:
+            rows = [await outbox_row(runtime, sent), await outbox_row(runtime, refused)]
+            return [row.status for row in rows] == ["sent", "failed"]
+
+        await eventually(done)
+    finally:
+        await harness.stop()
+    for row_id in (sent, refused):
+        assert (await outbox_row(runtime, row_id)).payload == []
+    assert await scan(runtime) == {}
 
 
 @pytest.mark.parametrize("mode", ["anonymise", "erase"])

@@ -311,8 +311,6 @@ class OutboxWorker:
     ) -> None:
         attempts = row.attempts + (1 if count else 0)
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
-        if status == "failed":
-            ACTIVITY.delivery(failed=1)
         outcome = {
             "id": row.id,
             "status": status,
@@ -321,6 +319,7 @@ class OutboxWorker:
             "next_attempt_at": utcnow() + timedelta(seconds=delay),
         }
         if status == "failed":
+            ACTIVITY.delivery(failed=1)
             outcomes.failed.append({**outcome, "payload": []})  # given up: the text goes
         else:
             outcomes.rescheduled.append(outcome)

@@ -312,7 +312,7 @@ class MatrixTransport:
         replies = await self.core.handle(neutral)
         await self._answer(room_id, replies, sender)
 
-    async def _answer(self, room_id: str, replies: list[Reply], sender: str = "") -> None:
+    async def _answer(self, room_id: str, replies: list[Reply], sender: str) -> None:
         """Send replies at once; what cannot go now goes through the outbox."""
         for index, reply in enumerate(replies):
             await self.sender.limiter.acquire(room_id)
