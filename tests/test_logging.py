@@ -19,9 +19,9 @@ from bot import logs
 from bot.runtime import Runtime
 from bot.scheduler import BotScheduler
 from bot.storage.models import ConversationEntry, utcnow
-from tests.peers.botapi import BotApiServer
+from tests.peers.botapi import BotApiServer, SentMessage
 from tests.test_cli import BOT
-from tests.test_telegram import onboard, press, with_buttons
+from tests.test_telegram import button
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,19 +89,37 @@ GIVEN = {
 }
 
 
+# The bot runs in its own process with Telegram's real pacing (one message a second per
+# chat): waits are generous, so a busy machine slows the test instead of failing it.
+WAIT = 60.0
+
+
+async def question(server: BotApiServer) -> SentMessage:
+    """The bot's next message to the person that has buttons (the end of a reply)."""
+    return await server.wait_for_message(PERSON, lambda m: bool(m.inline_buttons), WAIT)
+
+
+async def press(server: BotApiServer, message: SentMessage, label: str) -> SentMessage:
+    server.press(PERSON, message.message_id, button(message, label), chat_id=PERSON)
+    return await question(server)
+
+
 async def chat_through_the_bot(server: BotApiServer) -> None:
     """Onboard, then say and share personal things and start a report with them."""
     server.add_user(PERSON, first_name="Zbigniew", last_name="Quaxelmeier")
-    await onboard(server, PERSON)
+    server.send_text(PERSON, "/start")
+    asked = await question(server)
+    for label in ("Deutsch", "✅", "Lkw", "Köln"):
+        asked = await press(server, asked, label)
     server.send_text(PERSON, f"{GIVEN['plate']} und {GIVEN['phone']}")
-    await server.wait_for_message(PERSON, lambda m: bool(m.inline_buttons))
+    await question(server)
     server.send_location(PERSON, 51.14357, 7.02671)
-    await server.wait_for_message(PERSON, lambda m: bool(m.inline_buttons))
+    await question(server)
     server.send_text(PERSON, "/report")
-    question = await press(server, await with_buttons(server, PERSON), "Nein", PERSON)
-    await press(server, question, "Ladungsdiebstahl", PERSON)
+    asked = await press(server, await question(server), "Nein")
+    await press(server, asked, "Ladungsdiebstahl")
     server.send_text(PERSON, GIVEN["place"])
-    await server.wait_for_message(PERSON, lambda m: "Autobahn" in (m.plain_text or ""))
+    await server.wait_for_message(PERSON, lambda m: "Autobahn" in (m.plain_text or ""), WAIT)
 
 
 async def run_bot(

@@ -446,14 +446,14 @@ async def test_the_outbox_worker_keeps_no_text_of_what_it_sent_or_gave_up(
         server.block(OTHER)
         sent = await queue_notice(runtime, USER, f"Kennzeichen {PLANTED['plate']}", None)
         refused = await queue_notice(runtime, OTHER, f"Tel. {PLANTED['phone']}", None)
-        notice = await server.wait_for_message(USER)
+        notice = await server.wait_for_message(USER, timeout=30)  # a bound, not a timing
         assert PLANTED["plate"] in (notice.plain_text or "")
 
         async def done() -> bool:
             rows = [await outbox_row(runtime, sent), await outbox_row(runtime, refused)]
             return [row.status for row in rows] == ["sent", "failed"]
 
-        await eventually(done)
+        await eventually(done, within=30)
     finally:
         await harness.stop()
     for row_id in (sent, refused):
