@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, Settings, load_settings, secrets_in_file
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
 from bot.core.i18n import ContentError
+
+log = logging.getLogger("bot.cli")  # also when run as `python -m bot.cli`
+# Broadcast numbers are database integers (32 bits on PostgreSQL).
+LARGEST_ID = 2**31 - 1
 
 
 def _settings(config: Path | None, db: str | None = None) -> Settings:
@@ -23,6 +30,12 @@ def _settings(config: Path | None, db: str | None = None) -> Settings:
     if db:
         url = db if "://" in db else f"sqlite+aiosqlite:///{Path(db).resolve()}"
         settings.database.url = url
+    chosen = click.get_current_context().find_root().obj or {}
+    logs.configure(
+        chosen.get("log_level") or settings.logging.level,
+        library_payloads=settings.logging.library_payloads,
+        secrets=settings.secret_values(),
+    )
     return settings
 
 
@@ -36,6 +49,13 @@ def _reachable(settings: Settings) -> None:
         raise click.ClickException(f"config error: {problem}")
 
 
+def database_problem(exc: SQLAlchemyError) -> str:
+    """The database's own first line about what went wrong (no statement, no parameters)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return (lines[0] if lines else type(cause).__name__)[:200]
+
+
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
@@ -45,6 +65,9 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         raise click.ClickException(f"content error: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot open the database or data directory: {exc}") from exc
+    except SQLAlchemyError as exc:
+        # A full disk, a read-only file, a refused login: one line, no traceback.
+        raise click.ClickException(f"cannot use the database: {database_problem(exc)}") from exc
 
 
 CONFIG = click.option(
@@ -57,13 +80,20 @@ CONFIG = click.option(
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default=None,
+    help="DEBUG, INFO, WARNING or ERROR (default: logging.level of the config, INFO).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Same as --log-level DEBUG.")
+@click.pass_context
+def main(context: click.Context, log_level: str | None, verbose: bool) -> None:
     """Chat assistant of the security partnership between police and transport trades."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    chosen = log_level or ("DEBUG" if verbose else None)
+    context.obj = {"log_level": chosen}
+    # Until a command has read its config; it sets the level again from there.
+    logs.configure(chosen or "INFO")
 
 
 @main.command()
@@ -92,14 +122,36 @@ def chat(config: Path | None, user: str, db: str | None, start: str | None) -> N
 @CONFIG
 def run(config: Path | None) -> None:
     """Serve every transport enabled in the config until stopped."""
-    from bot.service import serve
-
     settings = _settings(config)
     _reachable(settings)
     try:
-        _run(serve(settings))
+        _run(_serve_with_activity(settings))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+async def _serve_with_activity(settings: Settings) -> None:
+    """`serve`, with the start line and the activity summary once a minute at INFO."""
+    from bot.service import serve
+
+    enabled = [
+        name for name, on in (("telegram", settings.telegram.enabled),
+                              ("matrix", settings.matrix.enabled)) if on
+    ]  # fmt: skip
+    backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
+    log.info(
+        "sicherheitsbot starting: database %s, transports %s, log level %s",
+        backend,
+        ", ".join(enabled) or "none",
+        logging.getLevelName(logging.getLogger().level),
+    )
+    activity = asyncio.create_task(logs.report_activity())
+    try:
+        await serve(settings)
+    finally:
+        activity.cancel()
+        await asyncio.gather(activity, return_exceptions=True)
+    log.info("sicherheitsbot stopped")
 
 
 @main.group(name="db")
@@ -127,14 +179,9 @@ def config_group() -> None:
 @config_group.command()
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 def check(path: Path) -> None:
-    """Validate a config file; warn about secrets written into it."""
+    """Validate a config file; a secret written into it is an error, and so is a
+    deployment whose reports would reach no one."""
     _reachable(_settings(path))
-    for key in secrets_in_file(path):
-        click.echo(
-            f"warning: {key} is written in {path}; move it to the environment "
-            f"(SICHERHEITSBOT_{key.upper().replace('.', '__')}) or a secrets file",
-            err=True,
-        )
     click.echo(f"{path}: ok")
 
 
@@ -175,16 +222,17 @@ def broadcast_group() -> None:
 )
 def export(config: Path | None, db: str | None, cap_id: str, output: Path | None) -> None:
     """Write an alert as an OASIS CAP 1.2 XML document."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bot.core.i18n import Content
     from bot.storage.db import create_engine, session_factory
     from bot.storage.models import Broadcast
     from handlers.alert_cap import cap_document
 
     raw = cap_id.strip().lstrip("#")
-    if not raw.isdigit():
+    # ASCII digits only: "²" is a digit to str.isdigit, and not to int().
+    if not re.fullmatch(r"[0-9]{1,20}", raw):
         raise click.ClickException(f"not a broadcast number: {cap_id[:32]!r}")
+    if int(raw) > LARGEST_ID:
+        raise click.ClickException(f"no broadcast #{raw}")
     settings = _settings(config, db)
     content = Content(settings.bot.content_dir, settings.bot.default_language)
 
@@ -199,9 +247,10 @@ def export(config: Path | None, db: str | None, cap_id: str, output: Path | None
 
     try:
         document = asyncio.run(load())
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise click.ClickException(f"cannot read the database: {first}") from exc
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot read the database: {database_problem(exc)}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the database: {exc}") from exc
     if document is None:
         raise click.ClickException(f"no broadcast #{raw}")
     if output is None:

@@ -1,7 +1,8 @@
 """Typed settings: a TOML file, overridden by environment variables.
 
-Secrets (tokens, passwords) are read only from the environment or from files in
-a secrets directory; `check_file` warns when one is written into the TOML file.
+Secrets (tokens, passwords, a password inside `database.url`) are read only from the
+environment or from files in a secrets directory: a config file that holds one is refused
+with one line naming the key and the environment variable to use instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.logs import level_name
 
 ENV_PREFIX = "SICHERHEITSBOT_"
 SECRET_KEYS = (
@@ -30,7 +35,8 @@ SECRET_KEYS = (
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or nan: a limit of "inf" megabytes is no limit, and crashes where it is used.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BotSettings(Section):
@@ -116,13 +122,28 @@ class LimitSettings(Section):
     reports_per_hour: int = Field(default=5, ge=1)
     max_text_length: int = Field(default=2000, ge=10, le=4000)
     max_attachments: int = Field(default=5, ge=0, le=20)
-    max_attachment_mb: float = Field(default=20.0, gt=0)
+    max_attachment_mb: float = Field(default=20.0, gt=0, le=2000)
 
 
 class RetentionSettings(Section):
+    """How long each kind of personal data is kept (README: "What is stored, for how long")."""
+
     conversation_days: int = Field(default=90, ge=1)
     closed_report_days: int = Field(default=365, ge=1)
     media_days: int = Field(default=365, ge=1)
+    # A dialogue left untouched this long (a report begun, never sent) is discarded.
+    draft_days: int = Field(default=7, ge=1)
+    # Who never agreed to the privacy notice (only id and language are kept).
+    unconsented_days: int = Field(default=30, ge=1)
+    # Who blocked the bot and was not seen since: erased as /delete_me would.
+    inactive_user_days: int = Field(default=365, ge=1)
+    # A message not delivered by then expires and loses its text.
+    undelivered_days: int = Field(default=7, ge=1)
+    # Delivery records (without text) and alerts past their expiry, for receipts.
+    delivery_days: int = Field(default=90, ge=1)
+    audit_days: int = Field(default=365, ge=1)
+    # A /mydata export file is deleted this long after it was made.
+    export_minutes: int = Field(default=10, ge=1, le=1440)
     on_erasure: Literal["anonymise", "erase"] = "anonymise"
 
 
@@ -170,6 +191,19 @@ def listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class LoggingSettings(Section):
+    # DEBUG, INFO, WARNING or ERROR; `--log-level` overrides it.
+    level: str = "INFO"
+    # Let the libraries (PTB, httpx, matrix-nio, SQLAlchemy) log below their floors: their
+    # lines then carry message texts, locations and tokens. For a debugging session only.
+    library_payloads: bool = False
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        return level_name(value)
+
+
 class Settings(BaseSettings):
     """Every setting of one deployment; see config.example.toml."""
 
@@ -190,6 +224,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -217,6 +252,27 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         return self.bot.data_dir / "media"
 
+    def secret_values(self) -> list[str]:
+        """The secrets in effect, for the log formatter to take out of every line."""
+        found = [
+            secret.get_secret_value()
+            for secret in (
+                self.telegram.token,
+                self.telegram.webhook_secret,
+                self.matrix.password,
+                self.matrix.access_token,
+            )
+            if secret is not None
+        ]
+        if self.database.url:
+            try:
+                password = make_url(self.database.url).password
+            except ArgumentError:
+                password = None
+            if password:
+                found.append(str(password))
+        return found
+
 
 class ConfigError(Exception):
     """A configuration problem, described in one plain line."""
@@ -233,22 +289,42 @@ def _describe(error: ValidationError) -> str:
     return f"{key}: {message}"
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path} is nested too deeply to be a config file") from exc
+
+
+def _refuse_secrets(path: Path, data: dict[str, Any]) -> None:
+    """A secret written into the file stops start-up: it would end up in backups, in
+    version control and in the hands of whoever may read the configuration."""
+    for key in _secrets_in(data):
+        variable = f"{ENV_PREFIX}{key.upper().replace('.', '__')}"
+        what = "a password in the URL" if key == "database.url" else "a secret"
+        raise ConfigError(
+            f"config error in {key}: {what} is not read from {path.name}; set {variable} "
+            f"in the environment (or a file {variable} in {ENV_PREFIX}SECRETS_DIR)"
+        )
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from `path` (optional) and the environment, or raise ConfigError."""
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path} is not UTF-8 text") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        _refuse_secrets(path, _read_toml(path))
     Settings.toml_path = path
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"config error in {_describe(exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path} is nested too deeply to be a config file") from exc
     finally:
         Settings.toml_path = None
     _check_enabled_transports(settings)
@@ -275,12 +351,24 @@ def _check_enabled_transports(settings: Settings) -> None:
             )
 
 
-def secrets_in_file(path: Path) -> list[str]:
-    """Names of secret keys written into a TOML file (they belong in the environment)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+def _secrets_in(data: dict[str, Any]) -> list[str]:
     found = []
     for section, key in SECRET_KEYS:
-        value = data.get(section, {}).get(key)
-        if value:
+        part = data.get(section)
+        if isinstance(part, dict) and part.get(key):
             found.append(f"{section}.{key}")
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, dict) else None
+    if isinstance(url, str) and url:
+        try:
+            password = make_url(url).password
+        except ArgumentError:
+            password = None  # not a URL at all: validation says so
+        if password:
+            found.append("database.url")
     return found
+
+
+def secrets_in_file(path: Path) -> list[str]:
+    """Names of secret keys written into a TOML file (they belong in the environment)."""
+    return _secrets_in(_read_toml(path))

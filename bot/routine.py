@@ -1,5 +1,6 @@
 """Routine jobs beside the alert jobs: the coordinators' daily digest, the weekly tip for
-those who asked for one, and the purge of media past their retention.
+those who asked for one, the purge of stored files past their retention and of /mydata
+exports after their minutes.
 
 Each takes the running bot from the scheduler and reads its work from the database, so a
 job that runs twice (a coalesced misfire, a second instance) sends nothing twice: digests
@@ -11,14 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.events import Choice, Reply
 from bot.runtime import Runtime
-from bot.storage import repos
+from bot.storage import repos, retention
 from bot.storage.db import transaction
-from bot.storage.models import Media, Report, User, utcnow
+from bot.storage.models import Report, User, utcnow
 
 
 def _running() -> Runtime | None:
@@ -108,19 +109,39 @@ async def weekly_tips(now: datetime | None = None) -> int:
 
 
 async def purge_media(now: datetime | None = None) -> int:
-    """Delete stored files older than `retention.media_days` (rows and files)."""
+    """Delete files held by a report for longer than `retention.media_days`, exports
+    past their minutes, and files nothing holds — also those on disk that no row names,
+    a day after they were written (a download whose event never completed, an old
+    export). A file another report still holds stays. Returns the files deleted."""
     runtime = _running()
     if runtime is None:
         return 0
-    cutoff = (now or utcnow()) - timedelta(days=runtime.settings.retention.media_days)
+    now = now or utcnow()
+    store = runtime.core.media
     async with transaction(runtime.sessions) as session:
-        old = (await session.scalars(select(Media.sha256).where(Media.created_at < cutoff))).all()
-        if old:
-            await session.execute(delete(Media).where(Media.sha256.in_(old)))
-            await repos.audit(session, None, "purge_media", "", {"files": len(old)})
-    for sha256 in old:
+        purged = await retention.purge_files(session, runtime.settings.retention, now)
+        known = await retention.known_files(session)
+        orphans = retention.orphan_files(store.directory, known | set(purged.files), now)
+        counts = {**purged.counts, "orphans": len(orphans)}
+        if purged.files or orphans:
+            await repos.audit(session, None, "purge_media", "", counts)
+    for sha256 in purged.files:
+        store.delete(sha256)
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return len(purged.files) + len(orphans)
+
+
+async def purge_exports(now: datetime | None = None) -> int:
+    """Delete /mydata exports whose `retention.export_minutes` are over."""
+    runtime = _running()
+    if runtime is None:
+        return 0
+    async with transaction(runtime.sessions) as session:
+        purged = await retention.purge_exports(session, now or utcnow())
+    for sha256 in purged.files:
         runtime.core.media.delete(sha256)
-    return len(old)
+    return len(purged.files)
 
 
 async def _queue_once(

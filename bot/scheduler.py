@@ -27,19 +27,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bot.config import Settings
 from bot.core.context import Context, Destination
 from bot.core.events import Choice, Reply
 from bot.core.forms import FormState
 from bot.leader import RETRY_SECONDS, Leadership, keep_leading
-from bot.routine import daily_digest, purge_media, weekly_tips
+from bot.routine import daily_digest, purge_exports, purge_media, weekly_tips
 from bot.runtime import Runtime
-from bot.storage import repos
+from bot.storage import repos, retention
 from bot.storage.db import transaction
 from bot.storage.events import forget_handled
-from bot.storage.models import ConversationEntry, DialogueState, Report, User, utcnow
+from bot.storage.models import DialogueState, User, utcnow
 
 log = logging.getLogger(__name__)
 REPORT_FLOW = "rep"
@@ -115,6 +115,7 @@ def standard_jobs(settings: Settings) -> list[tuple[Callable[..., Any], str, dic
         (remind_reports, "report_reminders", {"trigger": IntervalTrigger(minutes=5)}),
         (purge, "daily_purge", {"trigger": CronTrigger(hour=3, minute=17, timezone=tz)}),
         (purge_media, "media_purge", {"trigger": CronTrigger(hour=3, minute=27, timezone=tz)}),
+        (purge_exports, "export_purge", {"trigger": IntervalTrigger(minutes=5)}),
         (daily_digest, "daily_digest",
          {"trigger": CronTrigger(hour=settings.scheduler.digest_hour, timezone=tz)}),
         (weekly_tips, "weekly_tips",
@@ -130,7 +131,10 @@ class BotScheduler:
     def __init__(self, runtime: Runtime, jobstore: Any = None) -> None:
         self.runtime = runtime
         settings = runtime.settings.scheduler
-        store = jobstore or SQLAlchemyJobStore(url=sync_url(runtime.settings.database_url))
+        store = jobstore or SQLAlchemyJobStore(
+            url=sync_url(runtime.settings.database_url),
+            engine_options={"hide_parameters": True},
+        )
         self.scheduler = OffLoopScheduler(
             jobstores={"default": store},
             job_defaults={
@@ -278,33 +282,30 @@ async def urgent_resend() -> None:
 
 
 async def purge(now: datetime | None = None) -> dict[str, int]:
-    """Delete conversation logs and closed reports older than the retention settings."""
+    """Delete what the retention settings no longer allow: conversation logs, closed
+    reports (and the files only they held), dialogues left untouched, people who never
+    agreed or blocked the bot, outbox texts and records, expired alerts, the audit log."""
     runtime = _runtime()
     if runtime is None:
         return {}
+    settings = runtime.settings
     now = now or utcnow()
-    retention = runtime.settings.retention
+    # Staff named in the config are never purged as people who never agreed.
+    keep = {
+        (door.name, platform_id)
+        for door in runtime.core.doors()
+        for platform_id in (*door.admins, *door.coordinators)
+    }
     async with transaction(runtime.sessions) as session:
-        logs = await session.execute(
-            delete(ConversationEntry).where(
-                ConversationEntry.at < now - timedelta(days=retention.conversation_days)
-            )
-        )
-        reports = await session.execute(
-            delete(Report).where(
-                Report.status == "closed",
-                Report.closed_at < now - timedelta(days=retention.closed_report_days),
-            )
-        )
-        counts = {
-            "conversation": int(getattr(logs, "rowcount", 0) or 0),
-            "reports": int(getattr(reports, "rowcount", 0) or 0),
-            # Platforms repeat an update within hours (a webhook retried, a sync replayed):
-            # a week of handled ids is plenty.
-            "handled_events": await forget_handled(session, now - HANDLED_KEPT),
-        }
-        await repos.audit(session, None, "purge", "", counts)
-    return counts
+        purged = await retention.purge_rows(session, settings.retention, now, keep)
+        # Platforms repeat an update within hours (a webhook retried, a sync replayed): a
+        # week of handled ids is plenty.
+        purged.counts["handled_events"] = await forget_handled(session, now - HANDLED_KEPT)
+        await repos.audit(session, None, "purge", "", purged.counts)
+    for sha256 in purged.files:
+        runtime.core.media.delete(sha256)
+    log.info("purge: %s", ", ".join(f"{k} {v}" for k, v in purged.counts.items() if v) or "none")
+    return purged.counts
 
 
 async def remind_reports(now: datetime | None = None) -> int:

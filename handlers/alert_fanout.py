@@ -371,7 +371,7 @@ async def expire_rows(session: AsyncSession, broadcast_id: int) -> None:
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == "queued")
-        .values(status="expired")
+        .values(status="expired", payload=[])
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from bot.core.context import Context
@@ -21,6 +22,11 @@ async def my_data(context: Context) -> None:
     attachment = await context.media.save(
         data, AttachmentKind.DOCUMENT, "mydata.json", "application/json"
     )
+    # A complete copy of the person on disk: held for minutes (to be delivered), then the
+    # export purge deletes it; erasing the person deletes it at once.
+    minutes = context.settings.retention.export_minutes
+    until = context.now() + timedelta(minutes=minutes)
+    await privacy.keep_export(context.session, context.user.id, attachment.sha256, until)
     await context.audit("data_exported")
     reply = context.say(
         context.t(

@@ -160,7 +160,12 @@ async def _submit(context: Context, answers: Answers) -> None:
     await context.audit("report_submitted", report.reference)
     destinations = await context.coordinator_destinations()
     for destination in destinations:
-        await context.send_to(destination, coordinator_view(context, report), kind="report")
+        await context.send_to(
+            destination,
+            coordinator_view(context, report),
+            kind="report",
+            subject_user_id=context.user.id,
+        )
     emergency = context.settings.bot.emergency_number
     if destinations:
         watched = context.settings.bot.reports_watched_around_the_clock
@@ -314,7 +319,7 @@ async def _add_details(context: Context, answers: Answers) -> None:
         choices=coordinator_choices(context, report),
     )
     for destination in await context.coordinator_destinations():
-        await context.send_to(destination, [update], kind="report")
+        await context.send_to(destination, [update], kind="report", subject_user_id=context.user.id)
     context.say(
         context.t("report.details_added", reference=report.reference),
         choices=[Choice("/menu", context.t("menu.open"))],
@@ -395,5 +400,5 @@ async def send_to_reporter(context: Context, report: Report, replies: list[Reply
     if reporter is None or not report.contact_allowed or not reporter.chat_id:
         return False
     destination = Destination(reporter.transport, reporter.chat_id, reporter.id)
-    await context.send_to(destination, replies, kind="notice")
+    await context.send_to(destination, replies, kind="notice", subject_user_id=reporter.id)
     return True

@@ -160,13 +160,15 @@ def test_a_deployment_whose_reports_reach_no_one_does_not_start(tmp_path: Path, 
         assert result.returncode == 0, result.stderr
 
 
-def test_config_check_accepts_the_example_and_warns_about_secrets(tmp_path: Path) -> None:
+def test_config_check_accepts_the_example_and_refuses_secrets(tmp_path: Path) -> None:
     example = Path(__file__).parents[1] / "config.example.toml"
     assert run(["config", "check", str(example)]).returncode == 0
     leaky = tmp_path / "leaky.toml"
     leaky.write_text('[telegram]\ntoken = "123:ABC"\n', encoding="utf-8")
     result = run(["config", "check", str(leaky)])
-    assert "warning: telegram.token is written in" in result.stderr
+    assert result.returncode != 0
+    assert "config error in telegram.token" in result.stderr
+    assert "SICHERHEITSBOT_TELEGRAM__TOKEN" in result.stderr
     assert "123:ABC" not in result.stdout + result.stderr
 
 

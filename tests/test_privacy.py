@@ -8,6 +8,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from bot import logs
 from bot.runtime import Runtime
 from bot.storage.models import AuditEntry, ConversationEntry, DialogueState, Report, User
 from tests.chat import Chat
@@ -83,10 +84,11 @@ async def test_delete_me_erases_the_person_and_handles_reports_per_config(
     assert "Sind Sie einverstanden?" in chat.screen
 
 
-async def test_logs_at_info_carry_no_texts_plates_or_places(
+async def test_logs_carry_no_texts_plates_or_places_even_at_debug(
     chat: Chat, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO):
+    logs.hold_libraries(library_payloads=False)  # as `sicherheitsbot` sets them up
+    with caplog.at_level(logging.DEBUG):
         await report_with_planted_values(chat)
         await quick_report_again(chat)
     logged = "\n".join(record.getMessage() for record in caplog.records)

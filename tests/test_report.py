@@ -81,17 +81,18 @@ async def test_truck_driver_reports_slashed_tarpaulin_with_location_and_photo(
     assert stored.read_bytes() == photo.read_bytes()
     assert report.answers["media"][0]["file_name"] == "plane.jpg"
 
-    # The coordinator opens the terminal chat: the full report is waiting.
-    coordinator = Chat(runtime.core, "leitstelle")
-    await coordinator.console.show_waiting()
-    [delivered] = await outbox_for(runtime, "leitstelle")
-    view = delivered.payload[0]
+    # The full report is waiting for the coordinator; it is shown when they open the chat.
+    [waiting] = await outbox_for(runtime, "leitstelle")
+    view = waiting.payload[0]
     assert f"SP-{year}-000001" in view["title"]
     assert "Mercedes" in view["text"] and "openstreetmap.org" in view["text"]
     assert "+49 170 1234567" in view["text"]  # contact allowed: the phone is shown
     assert view["location"] == [51.1435, 7.0267]
     assert view["attachments"][0]["sha256"] == report.answers["media"][0]["sha256"]
-    assert delivered.status == "sent"
+    coordinator = Chat(runtime.core, "leitstelle")
+    await coordinator.console.show_waiting()
+    [delivered] = await outbox_for(runtime, "leitstelle")
+    assert delivered.status == "sent" and delivered.payload == []  # shown: the copy is gone
 
 
 async def test_quick_report_takes_few_taps_and_names_110(chat: Chat, runtime: Runtime) -> None:

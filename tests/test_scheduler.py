@@ -71,6 +71,7 @@ async def test_standard_jobs_are_stored_once(runtime: Runtime) -> None:
         "broadcasts_due",
         "daily_digest",
         "daily_purge",
+        "export_purge",
         "media_purge",
         "report_reminders",
         "urgent_resend",

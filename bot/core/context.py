@@ -172,8 +172,18 @@ class Context:
     async def audit(self, action: str, subject: str = "", **details: Any) -> None:
         await repos.audit(self.session, self.user.id, action, subject[:128], details)
 
-    async def send_to(self, destination: Destination, replies: list[Reply], kind: str) -> None:
-        """Queue messages for another chat; they are stored before anything is sent."""
+    async def send_to(
+        self,
+        destination: Destination,
+        replies: list[Reply],
+        kind: str,
+        *,
+        subject_user_id: int | None = None,
+    ) -> None:
+        """Queue messages for another chat; they are stored before anything is sent.
+
+        `subject_user_id`: the person whose data the messages carry (the reporter, for a
+        report's copy to the coordinators), so that erasing them reaches the copy too."""
         await repos.queue_outbox(
             self.session,
             transport=destination.transport,
@@ -181,6 +191,7 @@ class Context:
             user_id=destination.user_id,
             kind=kind,
             replies=replies,
+            subject_user_id=subject_user_id,
         )
 
     async def coordinator_destinations(self) -> list[Destination]:

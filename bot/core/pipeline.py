@@ -29,6 +29,7 @@ from bot.core.events import Choice, Event, EventKind, Reply, merged
 from bot.core.faults import transient
 from bot.core.i18n import negotiate_language
 from bot.core.limits import FloodGate, Verdict
+from bot.logs import ACTIVITY
 from bot.storage import events as handled
 from bot.storage import repos
 
@@ -180,7 +181,8 @@ class Pipeline:
         # answerable until the dialogue ends (an alert's "Understood" after an answer).
         kept = inputs.by_label(context.state.choices, context.event.choice) if context.flow else []
         context.state.choices = [*shown, *kept]
-        log.info(
+        ACTIVITY.event(str(context.event.kind))  # INFO sums these up once a minute
+        log.debug(
             "handled %s from %s user %s -> %d replies",
             context.event.kind,
             context.event.transport,

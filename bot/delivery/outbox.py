@@ -7,6 +7,9 @@ the result. A claim is a lease: a row left 'sending' past it (its worker died) i
 again, for any instance; on SQLite, where one instance runs, a restart takes such rows
 back at once. Flood-control answers reschedule a row; transient errors retry with
 exponential backoff; a person who blocked the bot is marked inactive and skipped.
+
+A row that is done — sent, failed for good, expired — loses its text (`payload`) in the
+same write: what remains is what receipts and duplicate checks need.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.events import Reply
+from bot.logs import ACTIVITY
 from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
 
@@ -280,7 +284,7 @@ class OutboxWorker:
     async def _send(self, row: OutboxMessage, outcomes: _Outcomes) -> None:
         # Alerts carry an expiry: past it the row is marked "expired", never sent late.
         if row.expires_at is not None and row.expires_at <= utcnow():
-            outcomes.expired.append({"id": row.id, "status": "expired"})
+            outcomes.expired.append({"id": row.id, "status": "expired", "payload": []})
             return
         replies = [Reply.from_json(item) for item in row.payload]
         if not self.limits_itself:
@@ -302,12 +306,14 @@ class OutboxWorker:
             log.exception("outbox %s: unexpected error", row.id)
             self._reschedule(row, min(300.0, 2.0**row.attempts), repr(exc), True, outcomes)
         else:
+            ACTIVITY.delivery(delivered=1)
             outcomes.sent.append(
                 {
                     "id": row.id,
                     "status": "sent",
                     "sent_at": utcnow(),
                     "platform_message_id": platform_id,
+                    "payload": [],
                 }
             )
 
@@ -316,18 +322,20 @@ class OutboxWorker:
     ) -> None:
         attempts = row.attempts + (1 if count else 0)
         status = "failed" if attempts >= MAX_ATTEMPTS else "queued"
+        outcome = {
+            "id": row.id,
+            "status": status,
+            "attempts": attempts,
+            "last_error": why[:255],
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+        }
         if status == "failed":
             log.warning("outbox %s: %s to %s given up after %d attempts", row.id, row.kind,
                         row.transport, attempts)  # fmt: skip
-        outcomes.rescheduled.append(
-            {
-                "id": row.id,
-                "status": status,
-                "attempts": attempts,
-                "last_error": why[:255],
-                "next_attempt_at": utcnow() + timedelta(seconds=delay),
-            }
-        )
+            ACTIVITY.delivery(failed=1)
+            outcomes.failed.append({**outcome, "payload": []})  # given up: the text goes
+        else:
+            outcomes.rescheduled.append(outcome)
         log.info("outbox %s: %s, status %s", row.id, why[:60], status)
 
     async def _coordinators_unreachable(
@@ -352,11 +360,12 @@ class OutboxWorker:
                 log.exception("outbox %s: telling the admins failed", row.id)
 
     async def _unreachable(self, row: OutboxMessage, why: str) -> None:
+        ACTIVITY.delivery(failed=1)
         async with transaction(self.sessions) as session:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id)
-                .values(status="failed", last_error=why[:255])
+                .values(status="failed", last_error=why[:255], payload=[])
             )
             if row.user_id is not None:
                 await session.execute(
@@ -366,7 +375,7 @@ class OutboxWorker:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.user_id == row.user_id, OutboxMessage.status == "queued")
-                    .values(status="failed", last_error="unreachable")
+                    .values(status="failed", last_error="unreachable", payload=[])
                 )
 
 
@@ -385,10 +394,12 @@ class _Outcomes:
 
     sent: list[dict[str, Any]] = field(default_factory=list)
     rescheduled: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
     expired: list[dict[str, Any]] = field(default_factory=list)
 
     async def record(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        groups = [group for group in (self.sent, self.rescheduled, self.expired) if group]
+        kinds = (self.sent, self.rescheduled, self.failed, self.expired)
+        groups = [group for group in kinds if group]
         if not groups:
             return
         async with transaction(sessions) as session:

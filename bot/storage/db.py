@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -25,11 +26,15 @@ from bot.storage import inline_sqlite
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a statement waits for another process's write lock (on the loop's thread).
 BUSY_TIMEOUT_MS = 5000
+# Set in a connection's info by `make_durable`: sync the WAL when the connection is back.
+DURABLE = "sicherheitsbot.durable"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # A commit reaches the WAL file, not the disk: a power failure may lose the last ones
+    # (never corrupt the database). Where that matters, `make_durable`.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -38,7 +43,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(url: str, echo: bool = False) -> AsyncEngine:
     """An async engine. SQLite: one connection, called on the event loop's thread
-    (`bot.storage.inline_sqlite`), with WAL, a busy timeout and foreign keys."""
+    (`bot.storage.inline_sqlite`), with WAL, a busy timeout and foreign keys.
+
+    Statement parameters are people's texts, places and plates: they never appear in an
+    error's message or traceback, nor in the echo (`hide_parameters`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ":memory:"
@@ -47,6 +55,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             async_creator=inline_sqlite.creator(database, BUSY_TIMEOUT_MS / 1000),
             # One connection: the process's transactions take turns at the pool rather
             # than at SQLite's lock, which would be waited for on the loop's thread.
@@ -54,8 +63,49 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
             **({} if database == ":memory:" else {"pool_size": 1, "max_overflow": 0}),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if database != ":memory:":
+            event.listen(engine.sync_engine.pool, "checkin", _sync_when_durable(database))
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
+
+
+async def make_durable(session: AsyncSession) -> None:
+    """This transaction's commit must survive a power failure: it hands out something a
+    person will rely on (a report's reference). SQLite (WAL, synchronous=NORMAL) syncs the
+    WAL to disk after the commit, before the connection is used again — what
+    synchronous=FULL does for every commit, for this one; PostgreSQL waits for its WAL
+    flush even if the server's default says not to."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SET LOCAL synchronous_commit TO on"))
+    else:
+        connection.info[DURABLE] = True
+
+
+def _sync_when_durable(database: str) -> Callable[[Any, Any], None]:
+    """A pool `checkin` listener: the connection is back, its transaction committed (or
+    rolled back); if it asked for durability, sync the WAL (the database file if there is
+    none). Runs before the event's replies are shown."""
+    wal = f"{database}-wal"
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is None or not record.info.pop(DURABLE, False):
+            return
+        path = wal if os.path.exists(wal) else database
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    return checkin
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

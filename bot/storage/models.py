@@ -161,7 +161,8 @@ class Report(Base):
 
 
 class Media(Base):
-    """A stored file, named by its SHA-256."""
+    """A stored file, named by its SHA-256: once, however many reports hold it (see
+    `MediaLink`)."""
 
     __tablename__ = "media"
 
@@ -173,8 +174,32 @@ class Media(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MediaLink(Base):
+    """Who holds a stored file: a report, or a person (their /mydata export, for minutes).
+
+    Files are stored once per SHA-256, and a forwarded photo is byte for byte the same in
+    every report it is in: a file is deleted when its last link goes, never before."""
+
+    __tablename__ = "media_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set for an export: the purge deletes the link (and the file) after this.
+    expires_at: Mapped[datetime | None]
+
+
 class OutboxMessage(Base):
-    """A message for someone other than the person who caused it; written before sending."""
+    """A message for someone other than the person who caused it; written before sending.
+
+    Its text (`payload`) is kept only while it waits: a row that was sent, failed for good
+    or expired keeps what receipts and duplicate checks need (status, times, keys)."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -187,6 +212,11 @@ class OutboxMessage(Base):
     transport: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # Whose personal data the payload carries, whoever it is addressed to (a report's copy
+    # for the coordinators carries the reporter's): erasing that person deletes the row.
+    subject_user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))  # report, notice, alert

@@ -16,11 +16,13 @@ from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from bot.core.events import Reply
+from bot.storage.db import make_durable
 from bot.storage.models import (
     AuditEntry,
     ConversationEntry,
     DialogueState,
     Media,
+    MediaLink,
     OutboxMessage,
     Report,
     ReportCounter,
@@ -320,11 +322,17 @@ async def queue_outbox(
     replies: Sequence[Reply],
     broadcast_id: int | None = None,
     dedupe_key: str | None = None,
+    subject_user_id: int | None = None,
 ) -> OutboxMessage:
+    """Store messages for a chat, to be sent by the outbox worker (or shown on the
+    terminal). `user_id` is the person it is addressed to, if any; `subject_user_id` the
+    person whose data it carries (a report's copy for the coordinators carries the
+    reporter's): erasing either person deletes the row."""
     message = OutboxMessage(
         transport=transport,
         chat_id=chat_id,
         user_id=user_id,
+        subject_user_id=subject_user_id,
         kind=kind,
         payload=[reply.to_json() for reply in replies],
         status="queued",
@@ -362,10 +370,13 @@ async def pending_outbox(
 async def mark_outbox_sent(
     session: AsyncSession, message_id: int, platform_message_id: str = ""
 ) -> None:
+    # Delivered: the text is no longer needed here (the recipient has it).
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(status="sent", sent_at=utcnow(), platform_message_id=platform_message_id)
+        .values(
+            status="sent", sent_at=utcnow(), platform_message_id=platform_message_id, payload=[]
+        )
     )
 
 
@@ -413,6 +424,12 @@ async def create_report(
     )
     session.add(report)
     await session.flush()
+    # Its reference is shown as soon as this commits: the commit must outlive a power cut.
+    await make_durable(session)
+    # The report holds its files: they stay while it does (or until media_days).
+    for attachment in files_of(answers):
+        await remember_media(session, attachment)
+        session.add(MediaLink(sha256=attachment["sha256"], report_id=report.id, created_at=now))
     return report
 
 
@@ -444,14 +461,30 @@ async def reports_since(
     return int(count or 0)
 
 
+def files_of(answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored files a report's answers name: its media list and any voice answers."""
+    found = [item for item in answers.get("media") or [] if isinstance(item, dict)]
+    found += [
+        value["voice"]
+        for value in answers.values()
+        if isinstance(value, dict) and isinstance(value.get("voice"), dict)
+    ]
+    return [item for item in found if "sha256" in item]
+
+
 async def remember_media(session: AsyncSession, attachment: dict[str, Any]) -> None:
-    if await session.get(Media, attachment["sha256"]) is None:
-        session.add(
-            Media(
-                sha256=attachment["sha256"],
-                kind=attachment["kind"],
-                size=attachment["size"],
-                file_name=attachment.get("file_name", ""),
-                mime_type=attachment.get("mime_type", ""),
-            )
+    """Describe a stored file (once: a file already described stays as it is)."""
+    dialect = session.get_bind().dialect.name
+    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert_for(Media)
+        .values(
+            sha256=attachment["sha256"],
+            kind=attachment["kind"],
+            size=attachment["size"],
+            file_name=attachment.get("file_name", ""),
+            mime_type=attachment.get("mime_type", ""),
+            created_at=utcnow(),
         )
+        .on_conflict_do_nothing(index_elements=[Media.sha256])
+    )

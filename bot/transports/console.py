@@ -85,8 +85,8 @@ class ConsoleChat:
         path = Path(args.strip().strip("'\""))
         try:
             data = await asyncio.to_thread(path.read_bytes)
-        except OSError:
-            self.write(f"(file not readable: {path})")
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
+            self.write(f"(file not readable: {str(path)!r})")
             return replace(base, kind=EventKind.UNSUPPORTED)
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         try:

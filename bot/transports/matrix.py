@@ -340,9 +340,9 @@ class MatrixTransport:
         if neutral is None:
             return
         replies = await self.core.handle(neutral)
-        await self._answer(room_id, replies)
+        await self._answer(room_id, replies, sender)
 
-    async def _answer(self, room_id: str, replies: list[Reply]) -> None:
+    async def _answer(self, room_id: str, replies: list[Reply], sender: str) -> None:
         """Send replies at once; what cannot go now goes through the outbox."""
         for index, reply in enumerate(replies):
             await self.sender.limiter.acquire(room_id)
@@ -354,6 +354,8 @@ class MatrixTransport:
             except (RetryLater, TransientFailure) as exc:
                 log.warning("matrix: answer in %s queued for later: %s", room_id, exc)
                 async with transaction(self.core.sessions) as session:
+                    # The answer carries the sender's data: erasing them reaches it.
+                    person = await repos.get_user(session, TRANSPORT, sender)
                     await repos.queue_outbox(
                         session,
                         transport=TRANSPORT,
@@ -361,6 +363,7 @@ class MatrixTransport:
                         user_id=None,
                         kind="reply",
                         replies=replies[index:],
+                        subject_user_id=person.id if person is not None else None,
                     )
                 return
 
@@ -420,7 +423,7 @@ class MatrixTransport:
         self.state.tell(room_id, sender)
         await self.state.save()  # told before it is sent: never twice, even after a crash
         log.info("matrix: told a sender in %s that a message could not be decrypted", room_id)
-        await self._answer(room_id, [Reply(text)])
+        await self._answer(room_id, [Reply(text)], sender)
 
     def _retry_undecrypted(self) -> None:
         """Keys may arrive in a later sync than the message they unlock."""

@@ -23,6 +23,7 @@ from bot.config import MatrixSettings
 from bot.core.app import Core
 from bot.core.events import Attachment, AttachmentKind, Location, Reply
 from bot.delivery.outbox import ChatLimiter, Limits, RetryLater, TransientFailure, Unreachable
+from bot.logs import ACTIVITY
 
 if TYPE_CHECKING:
     from bot.transports.matrix_direct import DirectRooms
@@ -93,6 +94,7 @@ def failure(response: Any) -> Exception:
     code = str(getattr(response, "status_code", "") or "")
     status = getattr(getattr(response, "transport_response", None), "status", 0) or 0
     if code == "M_LIMIT_EXCEEDED" or status == 429:
+        ACTIVITY.flood_wait()
         return RetryLater((getattr(response, "retry_after_ms", None) or 5000) / 1000)
     if code in GONE:
         return Unreachable(f"{code}: {getattr(response, 'message', '')}"[:200])

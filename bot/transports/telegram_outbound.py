@@ -47,6 +47,7 @@ from bot.core.app import Core
 from bot.core.events import AttachmentKind, Reply
 from bot.core.i18n import ContentError
 from bot.delivery.outbox import ChatLimiter, RetryLater, TransientFailure, Unreachable
+from bot.logs import ACTIVITY
 from bot.storage import repos
 from bot.transports.telegram_render import LocationLabels, Markup, Part, render
 
@@ -240,6 +241,7 @@ class TelegramSender:
                 message = await send(progress.chat)
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
+                ACTIVITY.flood_wait()
                 self.limiter.pause(wait)
                 if nothing_sent or attempt >= RETRIES or wait > MAX_INLINE_WAIT:
                     raise RetryLater(wait) from exc

@@ -1,7 +1,7 @@
 """handled_events: the platform event ids already handled, for exactly-once handling
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 20:00:00.000000
 
 Each Telegram update id and Matrix event id is recorded in the transaction that stores the
@@ -16,8 +16,8 @@ from alembic import op
 
 from bot.storage.models import UTCDateTime
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
