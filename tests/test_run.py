@@ -77,8 +77,9 @@ async def test_run_serves_a_terminal_deployment_and_a_second_run_is_refused(
         )
         _, error = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode != 0
-        [line] = error.decode().strip().splitlines()
-        assert "another `sicherheitsbot run` serves" in line and "PostgreSQL" in line
+        line = error.decode().strip().splitlines()[-1]  # after its INFO start line
+        assert line.startswith("Error: another `sicherheitsbot run` serves")
+        assert "PostgreSQL" in line and "Traceback" not in error.decode()
     finally:
         first.send_signal(signal.SIGTERM)
         _, error = await asyncio.wait_for(first.communicate(), 60)
