@@ -1,4 +1,5 @@
-"""`python -m bench [updates|broadcast|memory|all]`: run benchmarks, write bench/results/."""
+"""`python -m bench [updates|broadcast|memory|answers|all]`: run benchmarks, write
+bench/results/."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def databases(value: str) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     main.add_argument(
-        "which", nargs="?", default="all", choices=("all", "updates", "broadcast", "memory")
+        "which",
+        nargs="?",
+        default="all",
+        choices=("all", "updates", "broadcast", "memory", "answers"),
     )
     main.add_argument("--db", type=databases, default=list(DATABASES), help="sqlite,postgres")
     main.add_argument("--updates", type=int, default=6000, help="updates per run (updates)")
@@ -44,6 +48,18 @@ def parser() -> argparse.ArgumentParser:
     )
     main.add_argument("--users", type=int, default=100_000, help="people in the database (memory)")
     main.add_argument("--dialogues", type=int, default=10_000, help="open dialogues (memory)")
+    main.add_argument(
+        "--people", default="25,50,100,200", help="people at once, comma-separated (answers)"
+    )
+    main.add_argument(
+        "--alert-recipients",
+        type=int,
+        default=10_000,
+        help="recipients of the alert people chat during (answers; 0: skip)",
+    )
+    main.add_argument(
+        "--wave", type=int, default=20, help="people chatting at a time during the alert (answers)"
+    )
     return main
 
 
@@ -72,6 +88,11 @@ async def run(args: argparse.Namespace) -> None:
         from bench.memory import run as run_memory
 
         report("memory", await run_memory(args.db, args.users, args.dialogues))
+    if args.which in ("all", "answers"):
+        from bench.answers import run as run_answers
+
+        people = [int(item) for item in args.people.split(",")]
+        report("answers", await run_answers(args.db, people, args.alert_recipients, args.wave))
 
 
 def main() -> None:

@@ -154,6 +154,46 @@ async def _serve_with_activity(settings: Settings) -> None:
     log.info("sicherheitsbot stopped")
 
 
+@main.command(name="console-link")
+@CONFIG
+@click.option("--db", default=None, help="SQLite file or database URL.")
+@click.argument("identity")
+def console_link(config: Path | None, db: str | None, identity: str) -> None:
+    """Print a one-time login link to the web console for TRANSPORT:ID (e.g.
+    telegram:123456789, console:leitstelle), as `/console` gives it in the chat."""
+    from bot.transports.registry import doors
+
+    settings = _settings(config, db)
+    web = next(door for door in doors(settings) if door.name == "web")
+    if not web.valid_id(identity):
+        raise click.BadParameter(
+            f"expected TRANSPORT:ID, e.g. {web.id_example} or console:leitstelle",
+            param_hint="IDENTITY",
+        )
+    transport, _, platform_id = identity.partition(":")
+
+    async def make() -> None:
+        from bot.runtime import open_runtime
+        from bot.storage import console, repos
+        from bot.storage.db import transaction
+        from bot.storage.models import utcnow
+
+        async with open_runtime(settings) as runtime, transaction(runtime.sessions) as session:
+            user = await repos.get_or_create_user(
+                session, transport, platform_id, "", settings.bot.default_language
+            )
+            token = await console.create_login(session, user.id, utcnow())
+            await repos.audit(session, None, "console_link", "", {"for": user.id})
+            if not runtime.core.is_coordinator(user):
+                click.echo(f"note: {identity} is not a coordinator now: the link will be "
+                           "refused unless that changes", err=True)  # fmt: skip
+        if not settings.web.enabled:
+            click.echo("note: web.enabled is false: `run` does not serve the console", err=True)
+        click.echo(settings.web.login_link(token))
+
+    _run(make())
+
+
 @main.group(name="db")
 def db_group() -> None:
     """Database maintenance."""
@@ -195,8 +235,9 @@ def content_group() -> None:
 def content_check(directory: Path | None) -> None:
     """Prove every language is complete and every text fits the platforms."""
     from bot.core.content_check import check_content
+    from bot.web.texts import missing_console_texts
 
-    problems = check_content(directory)
+    problems = check_content(directory) or missing_console_texts(directory)
     for problem in problems:
         click.echo(f"✗ {problem}", err=True)
     if problems:
@@ -222,10 +263,10 @@ def broadcast_group() -> None:
 )
 def export(config: Path | None, db: str | None, cap_id: str, output: Path | None) -> None:
     """Write an alert as an OASIS CAP 1.2 XML document."""
+    from bot.cap import cap_document
     from bot.core.i18n import Content
     from bot.storage.db import create_engine, session_factory
     from bot.storage.models import Broadcast
-    from handlers.alert_cap import cap_document
 
     raw = cap_id.strip().lstrip("#")
     # ASCII digits only: "²" is a digit to str.isdigit, and not to int().

@@ -155,10 +155,21 @@ class SchedulerSettings(Section):
 
 
 class WebSettings(Section):
-    # host:port of the HTTP server with /healthz and /readyz; "" switches it off.
+    # host:port of the HTTP server with /healthz, /readyz and /metrics; "" switches it off.
     listen: str = "127.0.0.1:8080"
     # /readyz fails while a due outbox message has waited longer than this; 0: not checked.
     max_outbox_lag_seconds: float = Field(default=900.0, ge=0)
+    # The coordinator console (/console/) on the same server.
+    enabled: bool = False
+    # Where people reach the server (behind a reverse proxy: "https://bot.example.org");
+    # login links are built on it. "": http:// + listen. https:// makes cookies Secure.
+    public_url: str = Field(default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")
+    # How long a console session lasts after logging in.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Map tiles ({z}/{x}/{y}); "" shows the markers on a blank map (a closed network
+    # without a tile server).
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "© OpenStreetMap contributors"
 
     @field_validator("listen")
     @classmethod
@@ -174,6 +185,18 @@ class WebSettings(Section):
     @property
     def port(self) -> int:
         return listen_address(self.listen)[1]
+
+    @property
+    def base_url(self) -> str:
+        """The server's address as people reach it, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, port = listen_address(self.listen or "127.0.0.1:8080")
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def login_link(self, token: str) -> str:
+        """The console's one-time login link for `token` (see bot/web/auth.py)."""
+        return f"{self.base_url}/console/login/{token}"
 
 
 def listen_address(value: str) -> tuple[str, int]:

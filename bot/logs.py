@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -120,9 +122,12 @@ class Activity:
     def delivery(self, delivered: int = 0, failed: int = 0) -> None:
         self.delivered += delivered
         self.failed += failed
+        metrics.DELIVERIES.labels("sent").inc(delivered)
+        metrics.DELIVERIES.labels("failed").inc(failed)
 
     def flood_wait(self) -> None:
         self.flood_waits += 1
+        metrics.FLOOD_WAITS.inc()
 
     def take(self) -> str:
         """A one-line summary since the last one ("" if nothing happened), and reset."""

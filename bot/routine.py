@@ -1,38 +1,69 @@
-"""Routine jobs beside the alert jobs: the coordinators' daily digest, the weekly tip for
-those who asked for one, the purge of stored files past their retention and of /mydata
-exports after their minutes.
+"""The runtime's own scheduled jobs: the purges of the retention settings (rows, stored
+files, /mydata exports), the coordinators' daily digest and the weekly tip for those who
+asked for one. They are registered with `router` like a feature's jobs (the runtime
+composes it with the features' routers); the features register theirs (alerts, the draft
+reminder) with their own routers.
 
-Each takes the running bot from the scheduler and reads its work from the database, so a
-job that runs twice (a coalesced misfire, a second instance) sends nothing twice: digests
-and tips carry a dedupe key per day or week.
+Each gets the running bot and reads its work from the database, so a job that runs twice
+(a coalesced misfire, a second instance) sends nothing twice: digests and tips carry a
+dedupe key per day or week.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.events import Choice, Reply
-from bot.runtime import Runtime
-from bot.storage import repos, retention
+from bot.core.jobs import Daily, Every
+from bot.core.router import Router
+from bot.storage import console, repos, retention
 from bot.storage.db import transaction
+from bot.storage.events import forget_handled
 from bot.storage.models import Report, User, utcnow
 
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
-def _running() -> Runtime | None:
-    from bot.scheduler import BotScheduler
+log = logging.getLogger(__name__)
+router = Router("routine")
+HANDLED_KEPT = timedelta(days=7)
 
-    return BotScheduler.current.runtime if BotScheduler.current is not None else None
+
+@router.job("daily_purge", Daily(hour=3, minute=17))
+async def purge(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    """Delete what the retention settings no longer allow: conversation logs, closed
+    reports (and the files only they held), dialogues left untouched, people who never
+    agreed or blocked the bot, outbox texts and records, expired alerts, the audit log."""
+    settings = runtime.settings
+    now = now or utcnow()
+    # Staff named in the config are never purged as people who never agreed.
+    keep = {
+        (door.name, platform_id)
+        for door in runtime.core.doors()
+        for platform_id in (*door.admins, *door.coordinators)
+    }
+    async with transaction(runtime.sessions) as session:
+        purged = await retention.purge_rows(session, settings.retention, now, keep)
+        # Platforms repeat an update within hours (a webhook retried, a sync replayed): a
+        # week of handled ids is plenty.
+        purged.counts["handled_events"] = await forget_handled(session, now - HANDLED_KEPT)
+        purged.counts["console_logins"] = await console.purge_console(session, now)
+        await repos.audit(session, None, "purge", "", purged.counts)
+    for sha256 in purged.files:
+        runtime.core.media.delete(sha256)
+    log.info("purge: %s", ", ".join(f"{k} {v}" for k, v in purged.counts.items() if v) or "none")
+    return purged.counts
 
 
-async def daily_digest(now: datetime | None = None) -> int:
+@router.job("daily_digest", Daily(hour=lambda settings: settings.scheduler.digest_hour))
+async def daily_digest(runtime: Runtime, now: datetime | None = None) -> int:
     """New reports of the last 24 hours, to every coordinator destination; once a day."""
-    runtime = _running()
-    if runtime is None:
-        return 0
     now = now or utcnow()
     content, lang = runtime.content, runtime.settings.bot.default_language
     tz = ZoneInfo(runtime.settings.bot.timezone)
@@ -68,11 +99,9 @@ async def daily_digest(now: datetime | None = None) -> int:
     return sent
 
 
-async def weekly_tips(now: datetime | None = None) -> int:
+@router.job("weekly_tips", Daily(hour=9, days="mon"))
+async def weekly_tips(runtime: Runtime, now: datetime | None = None) -> int:
     """One tip card a week, for the role of each person who asked for it in /settings."""
-    runtime = _running()
-    if runtime is None:
-        return 0
     now = now or utcnow()
     year, week, _ = now.isocalendar()
     content = runtime.content
@@ -108,14 +137,12 @@ async def weekly_tips(now: datetime | None = None) -> int:
     return sent
 
 
-async def purge_media(now: datetime | None = None) -> int:
+@router.job("media_purge", Daily(hour=3, minute=27))
+async def purge_media(runtime: Runtime, now: datetime | None = None) -> int:
     """Delete files held by a report for longer than `retention.media_days`, exports
     past their minutes, and files nothing holds — also those on disk that no row names,
     a day after they were written (a download whose event never completed, an old
     export). A file another report still holds stays. Returns the files deleted."""
-    runtime = _running()
-    if runtime is None:
-        return 0
     now = now or utcnow()
     store = runtime.core.media
     async with transaction(runtime.sessions) as session:
@@ -132,11 +159,9 @@ async def purge_media(now: datetime | None = None) -> int:
     return len(purged.files) + len(orphans)
 
 
-async def purge_exports(now: datetime | None = None) -> int:
+@router.job("export_purge", Every(seconds=300))
+async def purge_exports(runtime: Runtime, now: datetime | None = None) -> int:
     """Delete /mydata exports whose `retention.export_minutes` are over."""
-    runtime = _running()
-    if runtime is None:
-        return 0
     async with transaction(runtime.sessions) as session:
         purged = await retention.purge_exports(session, now or utcnow())
     for sha256 in purged.files:

@@ -1,10 +1,11 @@
 """Scheduled jobs: APScheduler 3 with a persistent SQLAlchemy job store in the bot's database.
 
 The job store is synchronous, so it gets a sync URL of the same database
-(sqlite+aiosqlite -> sqlite, postgresql+asyncpg -> postgresql+psycopg). Jobs are
-module-level functions referenced by name, so they survive a restart; they find the
-running bot through `BotScheduler.current`. Every job reads its work from the database
-(the database is the memory), so a missed or coalesced run loses nothing.
+(sqlite+aiosqlite -> sqlite, postgresql+asyncpg -> postgresql+psycopg). The jobs are the
+ones the features registered with their routers (`router.job`, bot/core/jobs.py); the job
+store names one function, `run_job`, with the job's id, so a stored job survives a restart
+and finds the running bot through `BotScheduler.current`. Every job reads its work from the
+database (the database is the memory), so a missed or coalesced run loses nothing.
 
 With several instances on one PostgreSQL database only the leader (`bot.leader`: the
 holder of an advisory lock) runs the scheduler; `scheduler_while_leader` starts and stops
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,23 +28,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
 
+from bot import metrics
 from bot.config import Settings
-from bot.core.context import Context, Destination
-from bot.core.events import Choice, Reply
-from bot.core.forms import FormState
+from bot.core.jobs import Daily, Every
 from bot.leader import RETRY_SECONDS, Leadership, keep_leading
-from bot.routine import daily_digest, purge_exports, purge_media, weekly_tips
 from bot.runtime import Runtime
-from bot.storage import repos, retention
-from bot.storage.db import transaction
-from bot.storage.events import forget_handled
-from bot.storage.models import DialogueState, User, utcnow
+from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
-REPORT_FLOW = "rep"
-HANDLED_KEPT = timedelta(days=7)
+# The one-off job a scheduled alert's fan-out runs (registered by the broadcast feature).
+BROADCAST_JOB = "fan_out_broadcast"
 
 
 def sync_url(url: str) -> str:
@@ -106,21 +101,21 @@ class _LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
         self._eventloop.call_soon_threadsafe(super()._do_submit_job, job, run_times)
 
 
-def standard_jobs(settings: Settings) -> list[tuple[Callable[..., Any], str, dict[str, Any]]]:
-    """(job, id, trigger) of the jobs every deployment runs."""
+def _trigger(when: Every | Daily, settings: Settings) -> IntervalTrigger | CronTrigger:
+    if isinstance(when, Every):
+        return IntervalTrigger(seconds=when.seconds)
     tz = ZoneInfo(settings.bot.timezone)
+    hour = when.hour_in(settings)
+    return CronTrigger(day_of_week=when.days, hour=hour, minute=when.minute, timezone=tz)
+
+
+def standard_jobs(runtime: Runtime) -> list[tuple[str, IntervalTrigger | CronTrigger]]:
+    """(id, trigger) of the periodic jobs the composed routers registered."""
     return [
-        (fan_out_due, "broadcasts_due", {"trigger": IntervalTrigger(seconds=30)}),
-        (urgent_resend, "urgent_resend", {"trigger": IntervalTrigger(minutes=1)}),
-        (remind_reports, "report_reminders", {"trigger": IntervalTrigger(minutes=5)}),
-        (purge, "daily_purge", {"trigger": CronTrigger(hour=3, minute=17, timezone=tz)}),
-        (purge_media, "media_purge", {"trigger": CronTrigger(hour=3, minute=27, timezone=tz)}),
-        (purge_exports, "export_purge", {"trigger": IntervalTrigger(minutes=5)}),
-        (daily_digest, "daily_digest",
-         {"trigger": CronTrigger(hour=settings.scheduler.digest_hour, timezone=tz)}),
-        (weekly_tips, "weekly_tips",
-         {"trigger": CronTrigger(day_of_week="mon", hour=9, timezone=tz)}),
-    ]  # fmt: skip
+        (job.id, _trigger(job.when, runtime.settings))
+        for job in runtime.core.jobs.values()
+        if job.when is not None
+    ]
 
 
 class BotScheduler:
@@ -159,8 +154,10 @@ class BotScheduler:
             await self.catch_up(now or utcnow())
 
     def _add_standard_jobs(self) -> None:
-        for job, job_id, trigger in standard_jobs(self.runtime.settings):
-            self.scheduler.add_job(job, id=job_id, replace_existing=True, **trigger)
+        for job_id, trigger in standard_jobs(self.runtime):
+            self.scheduler.add_job(
+                run_job, trigger, args=[job_id], id=job_id, replace_existing=True
+            )
 
     async def catch_up(self, now: datetime) -> list[str]:
         """Run once each daily or weekly job whose time fell within the grace period before
@@ -169,15 +166,14 @@ class BotScheduler:
         run that had in fact finished sends nothing twice."""
         grace = timedelta(minutes=self.runtime.settings.scheduler.misfire_grace_minutes)
         ran = []
-        for job, job_id, trigger in standard_jobs(self.runtime.settings):
-            cron = trigger["trigger"]
-            if not isinstance(cron, CronTrigger):
+        for job_id, trigger in standard_jobs(self.runtime):
+            if not isinstance(trigger, CronTrigger):
                 continue
-            due = cron.get_next_fire_time(None, now - grace)
+            due = trigger.get_next_fire_time(None, now - grace)
             if due is not None and due <= now:
                 log.info("scheduler: running %s, missed at %s", job_id, due.isoformat())
                 try:
-                    await job()
+                    await self.runtime.core.jobs[job_id].run(self.runtime)
                 except Exception:
                     log.exception("scheduler: catching up %s failed", job_id)
                 ran.append(job_id)
@@ -187,10 +183,10 @@ class BotScheduler:
         """Fan a broadcast out at its time (also picked up by `broadcasts_due`)."""
         await asyncio.to_thread(
             self.scheduler.add_job,
-            fan_out_broadcast,
+            run_job,
             "date",
             run_date=when,
-            args=[broadcast_id],
+            args=[BROADCAST_JOB, broadcast_id],
             id=f"broadcast:{broadcast_id}",
             replace_existing=True,
         )
@@ -218,8 +214,10 @@ async def scheduler_while_leader(
         scheduler = BotScheduler(runtime)
         running.append(scheduler)
         await scheduler.start(with_standard_jobs)
+        metrics.LEADER.set(1)
 
     async def stop() -> None:
+        metrics.LEADER.set(0)
         while running:
             await running.pop().shutdown()
 
@@ -233,125 +231,18 @@ async def scheduler_while_leader(
                 log.error("leadership loop failed: %r", outcome)
 
 
-def _runtime() -> Runtime | None:
+# -- the one function the job store names: jobs are found by id among the routers' --------
+
+
+async def run_job(job_id: str, *args: Any) -> None:
+    """Run the registered job `job_id` on the running bot (the job store keeps only this
+    function's name, the id and plain arguments such as an alert's number)."""
     if BotScheduler.current is None:
-        log.warning("scheduled job ran without a running bot")
-        return None
-    return BotScheduler.current.runtime
-
-
-def _tz(runtime: Runtime) -> ZoneInfo:
-    return ZoneInfo(runtime.settings.bot.timezone)
-
-
-# -- jobs (module level: referenced by name in the job store) --------------------------------
-
-
-async def fan_out_broadcast(broadcast_id: int) -> None:
-    from handlers.alert_fanout import fan_out
-
-    runtime = _runtime()
-    if runtime is not None:
-        await fan_out(runtime.sessions, runtime.content, _tz(runtime), broadcast_id)
-
-
-async def fan_out_due(now: datetime | None = None) -> None:
-    """Fan out the alerts whose time has come; alerts that expired first (the bot was down)
-    are marked expired with whatever of them waits, and never sent late."""
-    from handlers.alert_fanout import due_broadcasts, expire_broadcasts
-
-    runtime = _runtime()
-    if runtime is None:
+        log.warning("scheduled job %s ran without a running bot", job_id)
         return
-    now = now or utcnow()
-    async with transaction(runtime.sessions) as session:
-        await expire_broadcasts(session, now)
-    async with runtime.sessions() as session:
-        due = await due_broadcasts(session, now)
-    for broadcast_id in due:
-        await fan_out_broadcast(broadcast_id)
-
-
-async def urgent_resend() -> None:
-    from handlers.alert_fanout import resend_urgent
-
-    runtime = _runtime()
-    if runtime is not None:
-        minutes = runtime.settings.scheduler.urgent_resend_minutes
-        await resend_urgent(runtime.sessions, runtime.content, _tz(runtime), minutes)
-
-
-async def purge(now: datetime | None = None) -> dict[str, int]:
-    """Delete what the retention settings no longer allow: conversation logs, closed
-    reports (and the files only they held), dialogues left untouched, people who never
-    agreed or blocked the bot, outbox texts and records, expired alerts, the audit log."""
-    runtime = _runtime()
-    if runtime is None:
-        return {}
-    settings = runtime.settings
-    now = now or utcnow()
-    # Staff named in the config are never purged as people who never agreed.
-    keep = {
-        (door.name, platform_id)
-        for door in runtime.core.doors()
-        for platform_id in (*door.admins, *door.coordinators)
-    }
-    async with transaction(runtime.sessions) as session:
-        purged = await retention.purge_rows(session, settings.retention, now, keep)
-        # Platforms repeat an update within hours (a webhook retried, a sync replayed): a
-        # week of handled ids is plenty.
-        purged.counts["handled_events"] = await forget_handled(session, now - HANDLED_KEPT)
-        await repos.audit(session, None, "purge", "", purged.counts)
-    for sha256 in purged.files:
-        runtime.core.media.delete(sha256)
-    log.info("purge: %s", ", ".join(f"{k} {v}" for k, v in purged.counts.items() if v) or "none")
-    return purged.counts
-
-
-async def remind_reports(now: datetime | None = None) -> int:
-    """One notice about a report left half done: continue or discard. The draft is marked
-    through the event pipeline (under the person's lock), like every write of a person's
-    dialogue state."""
-    runtime = _runtime()
-    if runtime is None:
-        return 0
-    now = now or utcnow()
-    minutes = runtime.settings.scheduler.report_reminder_minutes
-    async with runtime.sessions() as session:
-        rows = (
-            await session.execute(
-                select(User.transport, User.platform_id, DialogueState.chat_id)
-                .join(User, User.id == DialogueState.user_id)
-                .where(
-                    User.transport.in_([d.name for d in runtime.core.doors() if d.active]),
-                    DialogueState.flow == REPORT_FLOW,
-                    DialogueState.updated_at < now - timedelta(minutes=minutes),
-                    User.active.is_(True),
-                )
-                .limit(500)
-            )
-        ).all()
-    reminded = 0
-    for transport, platform_id, chat_id in rows:
-        done: list[bool] = []
-
-        async def remind(context: Context, done: list[bool] = done) -> None:
-            state = FormState.load(context.state.data)
-            if context.flow != REPORT_FLOW or state.reminded:
-                return  # sent meanwhile, or reminded before
-            state.reminded = True
-            context.state.data = state.dump()
-            reply = Reply(
-                text=context.t("alerts.reminder"),
-                choices=[
-                    Choice("/report", context.t("alerts.reminder_continue")),
-                    Choice(f"{REPORT_FLOW}:~discard", context.t("alerts.reminder_discard")),
-                ],
-            )
-            own = Destination(context.event.transport, context.event.chat_id, context.user.id)
-            await context.send_to(own, [reply], kind="notice")
-            done.append(True)
-
-        await runtime.core.pipeline.system(transport, platform_id, chat_id, remind)
-        reminded += len(done)
-    return reminded
+    runtime = BotScheduler.current.runtime
+    job = runtime.core.jobs.get(job_id)
+    if job is None:
+        log.warning("scheduled job %s is not registered (any more): skipped", job_id)
+        return
+    await job.run(runtime, *args)

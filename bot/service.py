@@ -11,7 +11,8 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.core.doors import reach_problem
-from bot.delivery.outbox import Limits, OutboxWorker, Sender
+from bot.delivery.outbox import OutboxWorker, Sender
+from bot.delivery.pacing import Limits
 from bot.leader import one_instance
 from bot.runtime import Runtime, open_runtime
 from bot.scheduler import scheduler_while_leader
@@ -74,7 +75,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         transports = enabled_transports(runtime)
         if settings.web.listen:
             # First: /healthz answers while the transports still connect.
-            app = create_app(settings.web, runtime.engine, transports)
+            app = create_app(settings.web, runtime.engine, transports, runtime)
             await stack.enter_async_context(serving(app, settings.web))
         workers = []
         for transport in transports:

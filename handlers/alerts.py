@@ -7,8 +7,8 @@ from bot.core.context import Context
 from bot.core.events import Choice, row_id
 from bot.core.forms import Answers, Form, Input, Step
 from bot.core.router import Router
+from bot.storage.alerts import acknowledge, effective, was_queued_for
 from bot.storage.models import AlertSubscription, Broadcast
-from handlers.alert_fanout import acknowledge, effective, was_queued_for
 
 router = Router("alerts")
 

@@ -8,6 +8,8 @@ same transaction as the confirmation; a scheduled one is queued by the scheduler
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -16,18 +18,23 @@ from bot.core.context import Context
 from bot.core.events import Choice, row_id
 from bot.core.forms import Answers, Form, Input, Step
 from bot.core.i18n import LANGUAGES
+from bot.core.jobs import Every
 from bot.core.router import Router
-from bot.storage.models import Broadcast
-from handlers.alert_fanout import (
-    alert_replies,
-    count_recipients,
-    expire_rows,
-    fan_out_page,
-    status_counts,
-)
+from bot.storage import alerts
+from bot.storage.alerts import count_recipients, expire_rows, status_counts
+from bot.storage.db import transaction
+from bot.storage.models import Broadcast, utcnow
+from handlers.alert_fanout import alert_replies, fan_out_page, renderer
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 router = Router("broadcast")
 PREVIEW = "bcp"
+# The languages every alert asks for (each optional after the first text). Any other
+# language's text is added from the preview; recipients whose language has none get the
+# English and German texts with a note in their own language.
+ASKED_LANGUAGES = ("de", "en", "pl")
 
 
 def _other_language(lang: str) -> Step:
@@ -42,7 +49,7 @@ def _other_language(lang: str) -> Step:
 
 FORM_STEPS = (
     Step("text", Input.TEXT, "alerts.q.text"),
-    *(_other_language(lang) for lang in LANGUAGES),
+    *(_other_language(lang) for lang in ASKED_LANGUAGES),
     Step("topic", Input.CHOICE, "alerts.q.topic", options="alert_topics"),
     Step("severity", Input.CHOICE, "alerts.q.severity", options="alert_severity"),
     Step("roles", Input.MULTI, "alerts.q.roles", options="roles"),
@@ -102,10 +109,14 @@ async def _preview(context: Context, answers: Answers) -> None:
         for reply in alert_replies(context.content, context.tz, broadcast, lang):
             reply.choices = []
             context.say(reply.text, title=reply.title)
+    missing = [code for code in LANGUAGES if code not in broadcast.texts]
+    add = [Choice(f"{PREVIEW}:lang", context.t("alerts.add_language"))] if missing else []
+    info = f"\n{context.t('alerts.fallback_info')}" if missing else ""
     context.say(
-        context.t("alerts.recipients", count=count),
+        context.t("alerts.recipients", count=count) + info,
         choices=[
             Choice(f"{PREVIEW}:send", context.t("alerts.confirm")),
+            *add,
             Choice(f"{PREVIEW}:cancel", context.t("form.cancel")),
         ],
     )
@@ -117,14 +128,55 @@ forms.register(router, FORM)
 
 @router.command("broadcast")
 async def broadcast(context: Context) -> None:
-    """Start a new alert; the first text is in the coordinator's language."""
-    await forms.start(context, FORM, {"_lang": context.lang})
+    """Start a new alert; the first text is in the coordinator's language (the deployment's
+    default when theirs has no coordinator texts: that is what they are asked in)."""
+    await forms.start(context, FORM, {"_lang": context.content.coordinator_language(context.lang)})
+
+
+def _ask_language(context: Context, answers: Answers) -> None:
+    """The languages the alert has no text in yet, each named in itself."""
+    given = build(context, answers).texts
+    context.say(
+        context.t("onboarding.language"),
+        choices=[
+            *(
+                Choice(f"{PREVIEW}:lang:{code}", label)
+                for code, label in context.content.options(context.lang, "languages")
+                if code not in given
+            ),
+            Choice(f"{PREVIEW}:back", context.t("form.back")),
+        ],
+    )
+
+
+async def _add_text(context: Context, answers: Answers) -> bool:
+    """The preview's "add a language": which language, then its text. True when handled."""
+    choice, adding = context.event.choice, str(context.state.data.get("adding") or "")
+    if choice == f"{PREVIEW}:lang":
+        _ask_language(context, answers)
+        return True
+    code = choice.removeprefix(f"{PREVIEW}:lang:")
+    if choice.startswith(f"{PREVIEW}:lang:") and code in LANGUAGES:
+        context.update_data(adding=code, input="text")  # a number typed is the text
+        language = context.content.label(context.lang, "languages", code)
+        context.say(
+            context.t("alerts.q.text_other", language=language),
+            choices=[Choice(f"{PREVIEW}:back", context.t("form.back"))],
+        )
+        return True
+    if adding and not choice and context.event.text:
+        context.end_flow()
+        await _preview(context, {**answers, f"text_{adding}": context.event.text})
+        return True
+    return False
 
 
 @router.flow(PREVIEW)
 async def confirm(context: Context) -> None:
     answers = dict(context.state.data.get("answers", {}))
     choice = context.event.choice
+    if await _add_text(context, answers):
+        return
     if choice == f"{PREVIEW}:cancel":
         context.end_flow()
         context.say(context.t("form.cancelled"), choices=[Choice("/menu", context.t("menu.open"))])
@@ -211,3 +263,34 @@ async def cancel(context: Context) -> None:
     await expire_rows(context.session, item.id)
     await context.audit("broadcast_cancelled", f"#{item.id}")
     context.say(context.t("alerts.cancelled", id=item.id))
+
+
+# -- scheduled: alerts whose time has come, urgent ones once more ---------------------------
+
+
+@router.job("fan_out_broadcast")
+async def fan_out_broadcast(runtime: Runtime, broadcast_id: int) -> None:
+    """Queue one alert for all its recipients (scheduled for its time, or picked up)."""
+    render = renderer(runtime.content, ZoneInfo(runtime.settings.bot.timezone))
+    await alerts.fan_out(runtime.sessions, render, broadcast_id)
+
+
+@router.job("broadcasts_due", Every(seconds=30))
+async def fan_out_due(runtime: Runtime, now: datetime | None = None) -> None:
+    """Fan out the alerts whose time has come; alerts that expired first (the bot was down)
+    are marked expired with whatever of them waits, and never sent late."""
+    now = now or utcnow()
+    async with transaction(runtime.sessions) as session:
+        await alerts.expire_broadcasts(session, now)
+    async with runtime.sessions() as session:
+        due = await alerts.due_broadcasts(session, now)
+    for broadcast_id in due:
+        await fan_out_broadcast(runtime, broadcast_id)
+
+
+@router.job("urgent_resend", Every(seconds=60))
+async def urgent_resend(runtime: Runtime) -> None:
+    """Urgent alerts once more to those who have not pressed 'Understood'."""
+    render = renderer(runtime.content, ZoneInfo(runtime.settings.bot.timezone))
+    minutes = runtime.settings.scheduler.urgent_resend_minutes
+    await alerts.resend_urgent(runtime.sessions, render, minutes)

@@ -9,9 +9,11 @@ flowchart LR
 ```
 
 The greeting and the privacy notice come in the language the platform reports (Telegram's
-`language_code`; the deployment's default on Matrix and the terminal), with the other
-languages one tap away. Nothing but the user id and the language is stored before the
-person has agreed.
+`language_code`; the deployment's default on Matrix and the terminal). Ten languages do not
+fit under one question: where the screen speaks German, English or Polish — where most
+people land — the other two of them are one tap away, and every language two taps away
+behind "🌐". Nothing but the user id and the language is stored before the person has
+agreed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ ROLE_ALIASES = {
 }
 # Payloads that open a public guide directly, onboarding or not.
 GUIDE_PAYLOADS = {"alarm": "alarm", "tips": "tips"}
+# Languages offered at once beside a screen in one of them; every language is behind "🌐".
+QUICK_LANGUAGES = ("de", "en", "pl")
+# `lang:~` opens the list of every language.
+ALL_LANGUAGES = "~"
 
 
 def _consented(answers: Answers) -> bool:
@@ -51,13 +57,33 @@ def _consented(answers: Answers) -> bool:
 
 
 def language_switches(context: Context, then: str = "") -> list[Choice]:
-    """One button per other language; `then` is a choice to show again after switching."""
+    """The quick languages beside a screen in one of them, and "🌐" for all languages;
+    `then` is a choice to show again after switching."""
     suffix = f"|{then}" if then else ""
+    quick = QUICK_LANGUAGES if context.lang in QUICK_LANGUAGES else ()
     return [
-        Choice(f"lang:{code}{suffix}", label)
-        for code, label in context.content.options(context.lang, "languages")
-        if code != context.lang and code in LANGUAGES
+        *(
+            Choice(f"lang:{code}{suffix}", label)
+            for code, label in context.content.options(context.lang, "languages")
+            if code in quick and code != context.lang
+        ),
+        Choice(f"lang:{ALL_LANGUAGES}{suffix}", context.t("onboarding.more_languages")),
     ]
+
+
+def show_languages(context: Context, then: str = "") -> None:
+    """Every language but the screen's, each named in itself; the open question waits
+    until one is picked (a number typed now picks a language)."""
+    suffix = f"|{then}" if then else ""
+    context.say(
+        context.t("onboarding.language"),
+        choices=[
+            Choice(f"lang:{code}{suffix}", label)
+            for code, label in context.content.options(context.lang, "languages")
+            if code != context.lang and code in LANGUAGES
+        ],
+    )
+    context.question_shown = True
 
 
 def _privacy_values(context: Context) -> dict[str, Any]:
@@ -140,6 +166,9 @@ async def switch_language(context: Context) -> None:
     """A language button: the person reads on in that language (an open question is shown
     again by the Core); `lang:pl|tip:…` shows that choice again in the new language."""
     code, _, then = context.event.choice.removeprefix("lang:").partition("|")
+    if code == ALL_LANGUAGES:
+        show_languages(context, then)
+        return
     if code not in LANGUAGES:
         context.toast(context.t("core.stale_choice"))
         return

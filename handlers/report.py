@@ -18,17 +18,21 @@ flowchart TD
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from bot.core import forms
 from bot.core.context import Context, Destination
 from bot.core.events import Attachment, Choice, Location, Reply
-from bot.core.forms import Answers, Form, Input, Step
+from bot.core.forms import Answers, Form, FormState, Input, Step
 from bot.core.intents import mentions
+from bot.core.jobs import Every
 from bot.core.router import Router
 from bot.storage import repos
-from bot.storage.models import Report
+from bot.storage.models import Report, utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 router = Router("report")
 DETAILS = "details"
@@ -402,3 +406,44 @@ async def send_to_reporter(context: Context, report: Report, replies: list[Reply
     destination = Destination(reporter.transport, reporter.chat_id, reporter.id)
     await context.send_to(destination, replies, kind="notice", subject_user_id=reporter.id)
     return True
+
+
+# -- the reminder about a report left half done -------------------------------------------
+
+
+@router.job("report_reminders", Every(seconds=300))
+async def remind_reports(runtime: Runtime, now: datetime | None = None) -> int:
+    """One notice about a report left half done: continue or discard. The draft is marked
+    through the event pipeline (under the person's lock), like every write of a person's
+    dialogue state."""
+    now = now or utcnow()
+    minutes = runtime.settings.scheduler.report_reminder_minutes
+    active = [door.name for door in runtime.core.doors() if door.active]
+    async with runtime.sessions() as session:
+        rows = await repos.stale_drafts(
+            session, FORM.name, now - timedelta(minutes=minutes), active
+        )
+    reminded = 0
+    for transport, platform_id, chat_id in rows:
+        done: list[bool] = []
+
+        async def remind(context: Context, done: list[bool] = done) -> None:
+            state = FormState.load(context.state.data)
+            if context.flow != FORM.name or state.reminded:
+                return  # sent meanwhile, or reminded before
+            state.reminded = True
+            context.state.data = state.dump()
+            reply = Reply(
+                text=context.t("alerts.reminder"),
+                choices=[
+                    Choice("/report", context.t("alerts.reminder_continue")),
+                    Choice(f"{FORM.name}:~discard", context.t("alerts.reminder_discard")),
+                ],
+            )
+            own = Destination(context.event.transport, context.event.chat_id, context.user.id)
+            await context.send_to(own, [reply], kind="notice")
+            done.append(True)
+
+        await runtime.core.pipeline.system(transport, platform_id, chat_id, remind)
+        reminded += len(done)
+    return reminded

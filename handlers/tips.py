@@ -8,7 +8,7 @@ that teaches them to recognise the alarm first.
 from __future__ import annotations
 
 from bot.core.context import Context
-from bot.core.events import Choice
+from bot.core.events import Choice, Reply
 from bot.core.i18n import LANGUAGES, Topic
 from bot.core.intents import mentions
 from bot.core.router import Router
@@ -28,7 +28,7 @@ def _topics_for(context: Context, everything: bool) -> list[Topic]:
     return [topic for topic in topics if role in topic.roles]
 
 
-def show_card(context: Context, topic_id: str, index: int) -> None:
+def show_card(context: Context, topic_id: str, index: int) -> Reply:
     """One card of a topic, with next/back and the source on the last card."""
     topic = context.content.topic(context.lang, topic_id)
     index = max(0, min(index, len(topic.cards) - 1))
@@ -50,16 +50,18 @@ def show_card(context: Context, topic_id: str, index: int) -> None:
     if not context.consented:
         # Someone who has not chosen a language (a deep link, a fresh terminal): one tap.
         choices.extend(language_switches(context, then=f"tip:{topic_id}:{index}"))
-    context.say(text, title=f"{topic.title} ({index + 1}/{len(topic.cards)})", choices=choices)
+    return context.say(
+        text, title=f"{topic.title} ({index + 1}/{len(topic.cards)})", choices=choices
+    )
 
 
-def show_topics(context: Context, everything: bool = False) -> None:
+def show_topics(context: Context, everything: bool = False) -> Reply:
     topics = _topics_for(context, everything)
     choices = [Choice(f"tip:{topic.id}:0", topic.title) for topic in topics]
     if not everything and len(topics) < len(context.content.topic_ids):
         choices.append(Choice("tip:~all", context.t("tips.all")))
     choices.append(Choice("/menu", context.t("menu.open")))
-    context.say(context.t("tips.choose"), title=context.t("tips.title"), choices=choices)
+    return context.say(context.t("tips.choose"), title=context.t("tips.title"), choices=choices)
 
 
 @router.command("tips", "tipps", "porady", takes_text=True, rank=2)
@@ -84,10 +86,11 @@ async def alarm(context: Context) -> None:
 async def pressed(context: Context) -> None:
     """A topic, a page, or the list of all topics."""
     _, topic_id, page = [*context.event.choice.split(":"), "", ""][:3]
+    # Paging through the topics and cards turns the pressed message's page.
     if topic_id == "~all":
-        show_topics(context, everything=True)
+        show_topics(context, everything=True).in_place = True
     elif topic_id in context.content.topic_ids and page.isascii() and page.isdigit():
-        show_card(context, topic_id, int(page[:4]))
+        show_card(context, topic_id, int(page[:4])).in_place = True
     else:
         context.say(context.t("core.stale_choice"))
         show_topics(context)

@@ -14,17 +14,21 @@ from bot.config import Settings, load_settings
 from bot.runtime import Runtime, open_runtime
 from tests.chat import Chat
 
-pytest_plugins = ["tests.peers.synapse_fixtures", "tests.telegram_fixtures"]
+pytest_plugins = [
+    "tests.peers.synapse_fixtures",
+    "tests.telegram_fixtures",
+    "tests.console_fixtures",
+]
 
 POSTGRES_URL = os.environ.get("SICHERHEITSBOT_TEST_DATABASE_URL", "")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On SQLite, leave out the tests of several instances on one PostgreSQL database: the
-    PostgreSQL pass of tests/run.sh runs them (CI always runs both passes)."""
-    if POSTGRES_URL:
-        return
-    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    """On SQLite, leave out the tests of several instances on one PostgreSQL database; on
+    PostgreSQL, the tests of SQLite's own file lock. tests/run.sh runs both passes (and CI
+    always does), so every test runs."""
+    other = "sqlite_only" if POSTGRES_URL else "postgres_only"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import aiohttp
 
 from bot.core.events import Reply
-from bot.delivery.outbox import Limits, OutboxWorker, TransientFailure
+from bot.delivery.outbox import OutboxWorker, TransientFailure
+from bot.delivery.pacing import Limits
 from bot.storage.db import create_engine, session_factory
 
 BATCH = 10

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.delivery.outbox import ChatLimiter, Limits, OutboxWorker, Sender
+from bot.delivery.outbox import OutboxWorker, Sender
+from bot.delivery.pacing import ChatLimiter, Limits
 from bot.runtime import Runtime, open_runtime
 from bot.scheduler import BotScheduler, scheduler_while_leader
 from bot.storage import repos

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.delivery.outbox import Limits, OutboxWorker
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.pacing import Limits
 from bot.runtime import Runtime
 from bot.transports.telegram import TelegramTransport
 from tests.peers.botapi import BotApiServer

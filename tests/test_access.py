@@ -50,6 +50,7 @@ STAFF_ONLY = {
     "/reply",
     "rrp",
     "rrpf",
+    "/console",  # a login link to the web console
 }
 # Coordinators who are also admins, on top: changing who is a coordinator.
 ADMIN_ONLY = {"/coordinators add", "/coordinators remove"}
@@ -69,6 +70,12 @@ PUBLIC = {
     "tip",
     "lang",
 }
+# Answered only in a direct chat with the person: their own data and dialogues.
+PRIVATE = {
+    "/start", "onb", "lang", "/report", "/melden", "/zglos", "rep", "/myreports", "/details",
+    "repd", "/alerts", "alt", "alf", "/settings", "set", "setf", "/mydata", "/delete_me",
+    "/deleteme", "priv",
+}  # fmt: skip
 # Who walks the table: (chat name, roles the table should see, onboarded?).
 PEOPLE = [
     *[(f"p_{role}", frozenset({role}), True) for role in ROLES],
@@ -147,6 +154,7 @@ def shown(replies: list[Reply]) -> str:
 def test_the_table_says_what_is_intended() -> None:
     for key, rule in ACCESS.items():
         assert rule.public == (key in PUBLIC), key
+        assert rule.private == (key in PRIVATE), key
         if key in ADMIN_ONLY:
             assert rule.roles == frozenset({ADMIN}), key
         elif key in STAFF_ONLY:
@@ -294,7 +302,7 @@ async def test_reports_reach_only_the_coordinator_destinations(runtime: Runtime)
 
 
 async def test_only_recipients_can_confirm_an_alert(runtime: Runtime) -> None:
-    from handlers.alert_fanout import status_counts
+    from bot.storage.alerts import status_counts
 
     broadcast_id = await add_broadcast(runtime)
     reader = await add_user(runtime, "reader", role="taxi_driver", region="koeln")

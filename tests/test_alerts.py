@@ -12,10 +12,12 @@ import pytest
 import xmlschema
 from sqlalchemy import func, select
 
+from bot.cap import cap_document
 from bot.config import Settings
 from bot.core.events import Reply
 from bot.delivery.outbox import OutboxWorker
 from bot.runtime import Runtime
+from bot.storage.alerts import count_recipients
 from bot.storage.db import upgrade
 from bot.storage.models import (
     AlertSubscription,
@@ -25,8 +27,7 @@ from bot.storage.models import (
     User,
     utcnow,
 )
-from handlers.alert_cap import cap_document
-from handlers.alert_fanout import count_recipients, fan_out, resend_urgent
+from handlers.alert_fanout import fan_out, resend_urgent
 from tests.chat import Chat
 
 TZ = ZoneInfo("Europe/Berlin")

@@ -480,6 +480,40 @@ async def test_flood_limits_per_chat_group_and_overall() -> None:
     assert seconds(overall.value.retry_after) == 1
 
 
+async def test_answers_to_people_who_just_wrote_are_not_bulk() -> None:
+    limits = FloodLimits(overall_per_second=2, replies_exempt_seconds=10)
+    async with BotApiServer(flood_limits=limits) as server:
+        server.add_bot(TOKEN)
+        for user in (1, 2, 3, 4):
+            server.add_user(user)
+        server.send_text(3, "hallo")
+        async with bot_for(server) as bot:
+            await bot.send_message(1, "Warnung")
+            await bot.send_message(2, "Warnung")
+            await bot.send_message(3, "Antwort")  # an answer: the overall limit is full
+            with pytest.raises(RetryAfter):
+                await bot.send_message(4, "Warnung")
+        assert [m.chat_id for m in server.sent_messages()] == [1, 2, 3]
+        assert all(m.received > 0 for m in server.sent_messages())
+
+
+async def test_a_private_chat_takes_a_short_burst_then_one_a_second() -> None:
+    limits = FloodLimits(private_chat_burst=3, time_scale=10)
+    async with BotApiServer(flood_limits=limits) as server:
+        server.add_bot(TOKEN)
+        server.add_user(USER)
+        async with bot_for(server) as bot:
+            for text in ("a", "b", "c"):
+                await bot.send_message(USER, text)
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER, "d")
+            await asyncio.sleep(1.1 / limits.time_scale)  # one emulated second refills one
+            await bot.send_message(USER, "d")
+            with pytest.raises(RetryAfter):
+                await bot.send_message(USER, "e")
+        assert [m.text for m in server.messages_to(USER)] == ["a", "b", "c", "d"]
+
+
 async def test_flood_limits_with_compressed_time() -> None:
     limits = FloodLimits(group_per_minute=2, time_scale=200)
     async with BotApiServer(flood_limits=limits) as server:

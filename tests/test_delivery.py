@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.events import Reply
-from bot.delivery.outbox import Limits
+from bot.delivery.pacing import ChatLimiter, Limits
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
@@ -152,3 +152,79 @@ async def test_sends_stay_within_telegrams_sliding_window_also_after_a_pause(
     assert statuses.count(429) == 1
     assert [row.status for row in rows] == ["sent"] * 75
     assert sorted(m.chat_id for m in server.sent_messages()) == chat_ids
+
+
+async def test_an_answer_is_sent_before_queued_alert_rows(runtime: Runtime) -> None:
+    # The bot's bulk budget is ten a second and 40 alerts wait for it; someone who writes
+    # meanwhile is answered at once, not after the alerts queued before them (Telegram's
+    # 30 a second are a limit on bulk notifications; the server counts answers to people
+    # who just wrote apart from it).
+    server = BotApiServer(
+        flood_limits=FloodLimits(overall_per_second=10, replies_exempt_seconds=10)
+    )
+    server.add_bot(TOKEN)
+    await server.start()
+    harness = Harness(runtime, server)
+    chat_ids = await queue_alerts(runtime, server, 40)
+    person = 4242
+
+    def alerts() -> int:
+        return sum(1 for m in server.sent_messages() if m.chat_id in chat_ids)
+
+    try:
+        await harness.start(limits=Limits(overall_per_second=10, per_chat_per_second=1))
+        await server.wait_until(lambda: alerts() >= 3, 10)
+        before = alerts()
+        server.send_text(person, "/help")
+        await server.wait_for_message(person, timeout=10)
+        between = alerts() - before
+        rows = await wait_until_delivered(runtime)
+    finally:
+        await harness.stop()
+        await server.stop()
+    assert between <= 2, f"{between} alert messages went before the answer"
+    assert len(chat_ids) - before - between >= 30, "the answer came while the alert was sending"
+    assert [row.status for row in rows] == ["sent"] * 40
+    assert sorted(m.chat_id for m in server.sent_messages() if m.chat_id != person) == chat_ids
+    assert all(call.status != 429 for call in server.calls)
+
+
+async def test_in_a_chat_an_answer_goes_before_the_bulk_messages_waiting_for_it() -> None:
+    # One message per chat every 0.2 s.
+    limiter = ChatLimiter(Limits(overall_per_second=100, per_chat_per_second=5, window_seconds=0.2))
+    order: list[str] = []
+
+    async def send(name: str, bulk: bool) -> None:
+        await limiter.acquire("7", bulk=bulk)
+        order.append(name)
+
+    waiting = [asyncio.create_task(send(f"alert {n}", True)) for n in range(1, 4)]
+    await asyncio.sleep(0.05)  # the first alert went; the others wait for the chat
+    await asyncio.gather(*waiting, send("answer", False))
+    assert order == ["alert 1", "answer", "alert 2", "alert 3"]
+
+
+async def test_answers_do_not_take_from_the_bulk_budget() -> None:
+    # One bulk message per 0.2 s overall: an answer asked for after a queued alert still
+    # goes before it (it waits only for its own chat).
+    limiter = ChatLimiter(Limits(overall_per_second=5, per_chat_per_second=5, window_seconds=0.2))
+    order: list[str] = []
+
+    async def send(name: str, chat: str, bulk: bool) -> None:
+        await limiter.acquire(chat, bulk=bulk)
+        order.append(name)
+
+    first = asyncio.create_task(send("alert to a", "a", True))
+    queued = asyncio.create_task(send("alert to c", "c", True))
+    await asyncio.sleep(0.05)
+    await asyncio.gather(first, queued, send("answer to b", "b", False))
+    assert order == ["alert to a", "answer to b", "alert to c"]
+
+
+async def test_a_flood_wait_on_an_answer_holds_only_its_chat() -> None:
+    limiter = ChatLimiter(Limits(overall_per_second=100, per_chat_per_second=100))
+    limiter.pause(30, "a")  # a 429 on an answer in chat a
+    await asyncio.wait_for(limiter.acquire("b", bulk=False), 1)
+    await asyncio.wait_for(limiter.acquire("c", bulk=True), 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire("a", bulk=False), 0.3)

@@ -54,7 +54,7 @@ def traced_chat(tmp_path: Path) -> list[str]:
 def test_the_reports_commit_is_on_disk_before_its_reference_is_shown(tmp_path: Path) -> None:
     lines = traced_chat(tmp_path)
     wal = str(tmp_path / "bot.db-wal")
-    shown = next(i for i, line in enumerate(lines) if "MELDUNG GESENDET" in line)
+    shown = next(i for i, line in enumerate(lines) if "== Meldung gesendet ==" in line)
     frames = [
         i for i, line in enumerate(lines[:shown])
         if (match := WRITE.search(line)) and match["path"] == wal

@@ -26,7 +26,8 @@ from bot.config import Settings
 from bot.core.events import Reply
 from bot.core.faults import transient
 from bot.core.router import CommandSpec
-from bot.delivery.outbox import Limits, TransientFailure
+from bot.delivery.outbox import TransientFailure
+from bot.delivery.pacing import Limits
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction

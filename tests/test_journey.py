@@ -16,12 +16,19 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import LimitSettings
-from bot.core.events import Reply
+from bot.core.events import Event, EventKind, Reply
 from bot.delivery.outbox import OutboxWorker, Unreachable
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
-from bot.storage.models import Acknowledgement, DialogueState, OutboxMessage, Report, utcnow
+from bot.storage.models import (
+    Acknowledgement,
+    DialogueState,
+    MediaLink,
+    OutboxMessage,
+    Report,
+    utcnow,
+)
 from tests.chat import Chat
 from tests.test_alerts import add_broadcast
 from tests.test_report import outbox_for
@@ -521,7 +528,8 @@ async def test_details_added_after_sending_reach_the_coordinators_as_an_update(
 
 
 async def test_a_draft_left_for_thirty_minutes_gets_one_reminder(runtime: Runtime) -> None:
-    from bot.scheduler import BotScheduler, remind_reports
+    from bot.scheduler import BotScheduler
+    from handlers.report import remind_reports
 
     assert runtime.settings.scheduler.report_reminder_minutes == 30
     driver = Chat(runtime.core, "driver")
@@ -531,9 +539,9 @@ async def test_a_draft_left_for_thirty_minutes_gets_one_reminder(runtime: Runtim
     scheduler = BotScheduler(runtime)
     BotScheduler.current = scheduler
     try:
-        assert await remind_reports(now=utcnow() + timedelta(minutes=20)) == 0
-        assert await remind_reports(now=utcnow() + timedelta(minutes=31)) == 1
-        assert await remind_reports(now=utcnow() + timedelta(minutes=90)) == 0
+        assert await remind_reports(runtime, now=utcnow() + timedelta(minutes=20)) == 0
+        assert await remind_reports(runtime, now=utcnow() + timedelta(minutes=31)) == 1
+        assert await remind_reports(runtime, now=utcnow() + timedelta(minutes=90)) == 0
     finally:
         await scheduler.shutdown()
     [reminder] = [m for m in await outbox_for(runtime, "driver") if m.kind == "notice"]
@@ -560,3 +568,33 @@ async def test_a_voice_note_may_stand_in_for_the_words(runtime: Runtime, tmp_pat
     coordinator = await outbox_for(runtime, "leitstelle")
     kinds = [a["kind"] for a in coordinator[0].payload[0]["attachments"]]
     assert sorted(kinds) == ["photo", "voice"]  # the coordinators get the voice note too
+
+
+async def test_personal_answers_only_in_a_direct_chat(runtime: Runtime) -> None:
+    """In a group or a room with others, nothing personal is answered there."""
+    driver = Chat(runtime.core, "driver")
+    await driver.onboard()
+    await report_from(driver, contact=True)
+
+    async def in_the_group(line: str) -> str:
+        command, _, args = line[1:].partition(" ")
+        event = Event(
+            "console", "lkw-gruppe", "driver", EventKind.COMMAND, text=line, command=command,
+            args=args, is_group=True,
+        )  # fmt: skip
+        return "\n".join(f"{r.lead}\n{r.title}\n{r.text}" for r in await runtime.core.handle(event))
+
+    for line in ("/mydata", "/myreports", "/delete_me", "/report", "/settings", "/alerts"):
+        answer = await in_the_group(line)
+        assert "direkten Chat" in answer, line
+        assert "SP-" not in answer and "Ohligser" not in answer, line
+    stranger = Event(
+        "console", "lkw-gruppe", "stranger", EventKind.COMMAND, text="/report", command="report",
+        is_group=True,
+    )  # fmt: skip
+    [answer] = await runtime.core.handle(stranger)  # no onboarding in front of others
+    assert "direkten Chat" in answer.text and not answer.choices
+    assert "/report" in await in_the_group("/help")  # what is not personal is answered
+    async with runtime.sessions() as session:
+        exports = (await session.scalars(select(MediaLink))).all()
+    assert [link for link in exports if link.report_id is None] == []  # no export was made

@@ -64,7 +64,7 @@ async def test_the_job_store_hides_parameters_too(runtime: Runtime) -> None:
             )
         assert "K-QX 9173" not in logged(caught.value)
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
 
 
 def test_secrets_are_taken_out_of_every_line() -> None:
@@ -118,7 +118,9 @@ async def chat_through_the_bot(server: BotApiServer) -> None:
     server.send_text(PERSON, "/report")
     asked = await press(server, await question(server), "Nein")
     words = await press(server, asked, "Ladungsdiebstahl")
-    await press(server, words, "Überspringen")  # no words of their own
+    server.press(PERSON, words.message_id, button(words, "Überspringen"), chat_id=PERSON)
+    # The place question: one message, its keyboard with the location button.
+    await server.wait_for_message(PERSON, lambda m: "keyboard" in (m.reply_markup or {}), WAIT)
     server.send_text(PERSON, GIVEN["place"])
     await server.wait_for_message(PERSON, lambda m: "Foto" in (m.plain_text or ""), WAIT)
 

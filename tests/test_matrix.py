@@ -280,7 +280,7 @@ async def test_onboarding_in_a_dm_and_leaving_when_alone(
     human, room_id = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
     greeting = await say(synapse, human, room_id, "!start", CONSENT)  # German, consent at once
     assert "Willkommen" in greeting.body and "110" in greeting.body
-    assert "3. 🇬🇧 English\n4. 🇵🇱 Polski\n✖️ Abbrechen: !cancel" in greeting.body
+    assert "3. 🇬🇧 English\n4. 🇵🇱 Polski\n5. 🌐 Sprachen\n✖️ Abbrechen: !cancel" in greeting.body
     assert "\n\n\n" not in greeting.body  # the privacy text's final newline adds no gap
     await say(synapse, human, room_id, "1", "Was machen Sie beruflich?")
     roles = await say(synapse, human, room_id, "/settings", "Bitte zuerst")  # not done yet
@@ -474,10 +474,19 @@ async def test_encrypted_dm_end_to_end(
     answer = await say(synapse, human, room, "1", "Was machen Sie beruflich?")
     assert answer.decrypted
     png = _png(4, 4)
+    stored = bot.runtime.core.media.path_for(hashlib.sha256(png).hexdigest())
     await synapse.send_image(human, room, png, "foto.png", "image/png", encrypted=True)
     await synapse.wait_for_message(human, room, has("Was machen Sie beruflich?"))  # again
-    stored = bot.runtime.core.media.path_for(hashlib.sha256(png).hexdigest())
-    assert stored.read_bytes() == png  # downloaded and decrypted by the bot
+    assert not stored.exists()  # no step wanted it: never downloaded
+    await say(synapse, human, room, "4", "In welcher Region")
+    await say(synapse, human, room, "4", MENU)
+    await say(synapse, human, room, "!report", "gerade jetzt")
+    await say(synapse, human, room, "2", "Was haben Sie beobachtet?")
+    await say(synapse, human, room, "Transporter kreist um die Lkw", "Wo war das?")
+    await say(synapse, human, room, "Autohof Lippetal", "Foto")
+    await synapse.send_image(human, room, png, "foto.png", "image/png", encrypted=True)
+    await synapse.wait_for_message(human, room, has("bitte prüfen"))
+    assert stored.read_bytes() == png  # downloaded and decrypted by the bot, when wanted
 
 
 Shares = list[tuple[Any, dict[str, Any]]]
@@ -649,6 +658,35 @@ async def test_a_second_process_on_the_same_matrix_store_is_refused(
     again = MatrixTransport(runtime)  # once the first has stopped, the store is free
     await again.start()
     await again.stop()
+
+
+async def test_personal_answers_stay_out_of_a_dm_someone_else_joined(
+    bot: Bot,
+    synapse: SynapseServer,
+    matrix_user_factory: UserFactory,
+    matrix_client_factory: ClientFactory,
+) -> None:
+    """The finding: a driver invited someone into the DM and sent !mydata; the export went
+    into the room and the stranger downloaded it. Now a room with others gets nothing
+    personal."""
+    human, room = await open_dm(synapse, bot, matrix_user_factory, matrix_client_factory)
+    await onboard(synapse, human, room)
+    stranger_account = await matrix_user_factory("fremder")
+    stranger = await matrix_client_factory(stranger_account)
+    invited = await human.room_invite(room, stranger_account.user_id)
+    assert isinstance(invited, nio.RoomInviteResponse)
+    await synapse.join(stranger, room)
+    await synapse.wait_for_join(human, room, stranger_account.user_id)
+    await say(synapse, human, room, "!mydata", "direkten Chat")
+    await say(synapse, human, room, "!myreports", "direkten Chat")
+    for _ in range(2):  # the stranger reads the same two answers, and nothing else
+        await synapse.wait_for_message(stranger, room, has("direkten Chat"))
+
+    def media(event: nio.RoomMessage) -> bool:
+        return isinstance(event, nio.RoomMessageMedia | nio.RoomEncryptedMedia)
+
+    with pytest.raises(TimeoutError):  # no export in the room
+        await synapse.wait_for_message(stranger, room, media, timeout=0.5)
 
 
 async def test_group_room_passes_only_what_is_meant_for_the_bot(

@@ -27,9 +27,9 @@ from sqlalchemy import func, insert, inspect, select, text, update
 from bot import logs
 from bot.config import Settings
 from bot.core.events import AttachmentKind
-from bot.routine import purge_exports, purge_media
+from bot.routine import purge, purge_exports, purge_media
 from bot.runtime import Runtime
-from bot.scheduler import BotScheduler, purge
+from bot.scheduler import BotScheduler
 from bot.storage import db, repos, retention
 from bot.storage.models import (
     AuditEntry,
@@ -242,16 +242,20 @@ async def test_nothing_planted_remains_outside_what_the_table_keeps(
         await reporter.send("/mydata")
         await reporter.send(f"Meine Nummer ist {PLANTED['phone']}")
         await begin_and_leave_a_report(reporter, tmp_path)
-        scheduler.schedule_broadcast(await add_broadcast(runtime), utcnow() + timedelta(days=1))
+        await scheduler.schedule_broadcast(
+            await add_broadcast(runtime), utcnow() + timedelta(days=1)
+        )
         before = await scan(runtime)
         assert set(before) == set(PLANTED), before  # every value did get stored
 
         # The purge jobs, the clock moved forward: a day for the rows, two for the files,
         # the export's minutes for the export.
         export_minutes = runtime.settings.retention.export_minutes
-        assert await purge_exports(now=utcnow() + timedelta(minutes=export_minutes + 1)) == 1
-        await purge(now=utcnow() + timedelta(days=1))
-        await purge_media(now=utcnow() + timedelta(days=2))
+        assert (
+            await purge_exports(runtime, now=utcnow() + timedelta(minutes=export_minutes + 1)) == 1
+        )
+        await purge(runtime, now=utcnow() + timedelta(days=1))
+        await purge_media(runtime, now=utcnow() + timedelta(days=2))
         await erase(reporter)
     assert leftovers(await scan(runtime, caplog.records), mode) == {}
 
@@ -275,9 +279,9 @@ async def test_users_who_never_agreed_go_after_unconsented_days(
     await member.onboard()
     await Chat(runtime.core, "leitstelle").send("/menu")  # a coordinator: staff, no consent
     days = runtime.settings.retention.unconsented_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, User) == 3
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     async with runtime.sessions() as session:
         left = set((await session.scalars(select(User.platform_id))).all())
     assert left == {"member", "leitstelle"}
@@ -295,9 +299,9 @@ async def test_who_blocked_the_bot_is_erased_after_inactive_user_days(
         # What the outbox worker records when the platform says the bot was blocked.
         await session.execute(update(User).values(active=False))
     days = runtime.settings.retention.inactive_user_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, User) == 1
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, User) == 0
     assert leftovers(await scan(runtime), mode) == {}
 
@@ -310,11 +314,11 @@ async def test_a_report_left_half_done_goes_after_draft_days_with_its_photo(
     await begin_and_leave_a_report(chat, tmp_path)
     [draft_photo] = [p for p in runtime.settings.media_dir.rglob("*") if p.is_file()]
     days = runtime.settings.retention.draft_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
-    await purge_media(now=utcnow() + timedelta(days=days - 1))  # a draft holds its photo
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
+    await purge_media(runtime, now=utcnow() + timedelta(days=days - 1))  # a draft holds its photo
     assert draft_photo.exists()
     assert await count(runtime, DialogueState, DialogueState.flow == "rep") == 1
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, DialogueState) == 0
     assert not draft_photo.exists()
     found = await scan(runtime)
@@ -342,9 +346,9 @@ async def test_closed_reports_go_after_closed_report_days_open_ones_stay(
         report = await session.get(Report, first.id)
     assert report is not None and report.status == "closed"
     days = runtime.settings.retention.closed_report_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, Report) == 2
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     async with runtime.sessions() as session:
         left = (await session.scalars(select(Report))).all()
     assert [r.status for r in left] == ["new"]
@@ -380,12 +384,12 @@ async def test_files_held_past_media_days_go_and_files_no_row_names_go_after_a_d
     # Downloaded for an event that never completed (a crash, a refused report): no row.
     stray = await runtime.core.media.save(jpeg("stray download"), AttachmentKind.PHOTO)
     stray_path = runtime.core.media.path_for(stray.sha256)
-    assert await purge_media(now=utcnow() + retention.ORPHAN_GRACE / 2) == 0
+    assert await purge_media(runtime, now=utcnow() + retention.ORPHAN_GRACE / 2) == 0
     assert stray_path.exists()
-    assert await purge_media(now=utcnow() + retention.ORPHAN_GRACE * 2) == 1
+    assert await purge_media(runtime, now=utcnow() + retention.ORPHAN_GRACE * 2) == 1
     assert not stray_path.exists() and evidence.exists()
     days = runtime.settings.retention.media_days
-    assert await purge_media(now=utcnow() + timedelta(days=days + 1)) == 1
+    assert await purge_media(runtime, now=utcnow() + timedelta(days=days + 1)) == 1
     assert not evidence.exists()
     assert await count(runtime, Media) == 0 and await count(runtime, MediaLink) == 0
 
@@ -409,9 +413,9 @@ async def test_delivered_messages_keep_no_text_and_undelivered_ones_expire(
     assert rows["leitstelle"].status == "sent" and rows["leitstelle"].payload == []
     assert PLANTED["plate"] in json.dumps(rows["nachtschicht"].payload)  # still waiting
     undelivered = runtime.settings.retention.undelivered_days
-    await purge(now=utcnow() + timedelta(days=undelivered - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=undelivered - 1))
     assert await count(runtime, OutboxMessage, OutboxMessage.status == "queued") == 1
-    await purge(now=utcnow() + timedelta(days=undelivered + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=undelivered + 1))
     async with runtime.sessions() as session:
         waiting = await session.scalar(
             select(OutboxMessage).where(OutboxMessage.chat_id == "nachtschicht")
@@ -420,7 +424,7 @@ async def test_delivered_messages_keep_no_text_and_undelivered_ones_expire(
     # The report keeps the plate (and the log, for its days); no outbox row does.
     assert (await scan(runtime))["plate"] == {"reports.answers", "conversation_log.text"}
     records = runtime.settings.retention.delivery_days
-    await purge(now=utcnow() + timedelta(days=records + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=records + 1))
     assert await count(runtime, OutboxMessage) == 0
 
 
@@ -483,9 +487,9 @@ async def test_conversation_log_goes_after_conversation_days(
     await chat.send(f"Mein Kennzeichen ist {PLANTED['plate']}")
     assert await count(runtime, ConversationEntry, ConversationEntry.text.contains("K-QX")) == 1
     days = runtime.settings.retention.conversation_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, ConversationEntry) > 0
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, ConversationEntry) == 0
 
 
@@ -502,9 +506,9 @@ async def test_audit_log_loses_the_erased_person_and_goes_after_audit_days(
     assert await count(runtime, AuditEntry, AuditEntry.actor_id == user.id) == 0
     assert await count(runtime, AuditEntry, AuditEntry.action == "report_submitted") == 1
     days = runtime.settings.retention.audit_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, AuditEntry, AuditEntry.action == "report_submitted") == 1
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, AuditEntry, AuditEntry.action != "purge") == 0
 
 
@@ -518,9 +522,9 @@ async def test_an_export_is_deleted_after_its_minutes_or_at_erasure(
     export = runtime.core.media.path_for(first.sha256)
     assert PLANTED["plate"].encode() in export.read_bytes()
     minutes = runtime.settings.retention.export_minutes
-    assert await purge_exports(now=utcnow() + timedelta(minutes=minutes - 1)) == 0
+    assert await purge_exports(runtime, now=utcnow() + timedelta(minutes=minutes - 1)) == 0
     assert export.exists()
-    assert await purge_exports(now=utcnow() + timedelta(minutes=minutes + 1)) == 1
+    assert await purge_exports(runtime, now=utcnow() + timedelta(minutes=minutes + 1)) == 1
     assert not export.exists()
     await reporter.send("/mydata")  # again, and erased at once
     [second] = reporter.replies[0].attachments
@@ -538,13 +542,13 @@ async def test_alerts_go_delivery_days_after_they_expired_without_their_author(
         author = await session.scalar(select(User.id).where(User.platform_id == "leitstelle"))
     alert = await add_broadcast(runtime, created_by=author, texts={"de": "Achtung"})
     days = runtime.settings.retention.delivery_days
-    await purge(now=utcnow() + timedelta(days=days - 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days - 1))
     assert await count(runtime, Broadcast) == 1
     await erase(leitstelle)
     async with runtime.sessions() as session:
         kept = await session.get(Broadcast, alert)
     assert kept is not None and kept.created_by is None
-    await purge(now=utcnow() + timedelta(days=days + 1))
+    await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, Broadcast) == 0
 
 

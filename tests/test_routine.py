@@ -41,13 +41,13 @@ async def test_daily_digest_lists_new_reports_once_a_day(
     await driver.send("/report")
     await quick_report(driver)
     await driver.press("Anonym senden")
-    assert await daily_digest() == 1
-    assert await daily_digest() == 0  # the same day again: nothing twice
+    assert await daily_digest(runtime) == 1
+    assert await daily_digest(runtime) == 0  # the same day again: nothing twice
     [digest] = await notices_to(runtime, "leitstelle")
     assert "1 neue Meldung" in digest.payload[0]["title"]
     assert "SP-" in digest.payload[0]["text"] and "Ladungsdiebstahl" in digest.payload[0]["text"]
     tomorrow = utcnow() + timedelta(days=2)
-    assert await daily_digest(now=tomorrow) == 1
+    assert await daily_digest(runtime, now=tomorrow) == 1
     latest = (await notices_to(runtime, "leitstelle"))[-1]
     assert latest.payload[0]["text"] == "Keine neuen Meldungen in den letzten 24 Stunden."
 
@@ -61,8 +61,8 @@ async def test_weekly_tip_only_for_those_who_asked_once_a_week(
     await taxi.send("/settings")
     await taxi.press("Tip of the week")
     assert "Tip of the week (Mondays): on" in taxi.screen
-    assert await weekly_tips() == 1
-    assert await weekly_tips() == 0
+    assert await weekly_tips(runtime) == 1
+    assert await weekly_tips(runtime) == 0
     [tip] = await notices_to(runtime, "taxi")
     assert tip.payload[0]["title"].startswith("💡 Tip of the week: ")
     taxi_titles = {runtime.content.topic("en", t).title for t in ("silent_alarm_taxi", "call_110",
@@ -89,9 +89,9 @@ async def test_media_past_retention_is_deleted(
         [stored] = (await session.scalars(select(Media))).all()
     path = runtime.core.media.path_for(stored.sha256)
     assert path.exists()
-    assert await purge_media() == 0
+    assert await purge_media(runtime) == 0
     later = utcnow() + timedelta(days=runtime.settings.retention.media_days + 1)
-    assert await purge_media(now=later) == 1
+    assert await purge_media(runtime, now=later) == 1
     assert not path.exists()
     async with runtime.sessions() as session:
         assert (await session.scalars(select(Media))).all() == []

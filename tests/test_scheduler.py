@@ -11,8 +11,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import func, select, update
 
 from bot.core.events import Reply
+from bot.routine import purge
 from bot.runtime import Runtime
-from bot.scheduler import BotScheduler, fan_out_due, purge, remind_reports, sync_url
+from bot.scheduler import BotScheduler, sync_url
 from bot.storage import repos
 from bot.storage.db import transaction
 from bot.storage.models import (
@@ -22,6 +23,8 @@ from bot.storage.models import (
     OutboxMessage,
     utcnow,
 )
+from handlers.broadcast import fan_out_due
+from handlers.report import remind_reports
 from tests.chat import Chat
 from tests.test_alerts import add_broadcast, add_user, outbox
 
@@ -87,8 +90,8 @@ async def test_purge_and_report_reminder(runtime: Runtime) -> None:
     await scheduler.start(with_standard_jobs=False)
     try:
         later = utcnow() + timedelta(minutes=runtime.settings.scheduler.report_reminder_minutes + 1)
-        assert await remind_reports(now=later) == 1
-        assert await remind_reports(now=later) == 0  # once
+        assert await remind_reports(runtime, now=later) == 1
+        assert await remind_reports(runtime, now=later) == 0  # once
         async with runtime.sessions() as session:
             notice = await session.scalar(
                 select(OutboxMessage).where(OutboxMessage.kind == "notice")
@@ -99,7 +102,7 @@ async def test_purge_and_report_reminder(runtime: Runtime) -> None:
         assert ids == ["/report", "rep:~discard"]
 
         far = utcnow() + timedelta(days=runtime.settings.retention.conversation_days + 1)
-        counts = await purge(now=far)
+        counts = await purge(runtime, now=far)
         assert counts["conversation"] > 0
         async with runtime.sessions() as session:
             left = await session.scalar(select(func.count()).select_from(ConversationEntry))
@@ -166,7 +169,8 @@ async def test_a_digest_killed_after_its_first_destination_is_finished_on_restar
 async def test_an_alert_that_expired_while_the_bot_was_down_is_never_sent(
     runtime: Runtime,
 ) -> None:
-    from handlers.alert_fanout import fan_out, status_counts
+    from bot.storage.alerts import status_counts
+    from handlers.alert_fanout import fan_out
 
     await add_user(runtime, "a", "taxi_driver", "koeln")
     await add_user(runtime, "b", "taxi_driver", "koeln")
@@ -190,7 +194,7 @@ async def test_an_alert_that_expired_while_the_bot_was_down_is_never_sent(
     scheduler = BotScheduler(runtime)
     await scheduler.start(with_standard_jobs=False)
     try:
-        await fan_out_due()
+        await fan_out_due(runtime)
     finally:
         await scheduler.shutdown()
     assert await outbox(runtime, never) == []

@@ -77,12 +77,22 @@ async def report_until_media(server: BotApiServer) -> SentMessage:
     server.send_text(USER, "/report")
     question = await press(server, await with_buttons(server), "Nein")  # not happening now
     words = await press(server, question, "Ladungsdiebstahl")
-    controls = await press(server, words, "Überspringen")  # no words
-    assert controls.plain_text == "Oder:"  # the place: the location keyboard, then controls
+    server.press(USER, words.message_id, button(words, "Überspringen"))  # no words
+    await location_question(server)
     server.send_location(USER, 51.1435, 7.0267)
     question = await with_buttons(server)
     assert "Foto" in text_of(question)
     return question
+
+
+async def location_question(server: BotApiServer) -> SentMessage:
+    """The place question: one message whose keyboard has the location button on top and
+    the question's other choices (skip, back, cancel) as buttons below."""
+    place = await server.wait_for_message(USER, lambda m: "keyboard" in (m.reply_markup or {}))
+    rows = (place.reply_markup or {})["keyboard"]
+    assert rows[0][0]["request_location"] is True
+    assert any("Zurück" in found["text"] for row in rows[1:] for found in row)
+    return place
 
 
 def png(width: int, height: int, noise: bool = False) -> bytes:
@@ -154,7 +164,7 @@ async def test_onboarding_with_buttons_removes_each_pressed_keyboard(
     hello = server.messages_to(USER)[0]
     assert "110" in text_of(hello) and hello.parse_mode == "HTML"
     rows = (consent.reply_markup or {})["inline_keyboard"]
-    assert [len(row) for row in rows] == [2, 2, 1], "short labels: two buttons per row"
+    assert [len(row) for row in rows] == [2, 2, 2], "short labels: two buttons per row"
     assert "Sind Sie einverstanden?" in text_of(consent)  # German, as Telegram reported
 
     pressed: list[tuple[SentMessage, str]] = []
@@ -192,9 +202,6 @@ async def test_report_with_location_and_photo_reaches_the_coordinator_group_and_
 
     picture = png(120, 80)
     question = await report_until_media(server)
-    place = next(m for m in server.messages_to(USER) if "Wo war das" in text_of(m))
-    keyboard = (place.reply_markup or {})["keyboard"]
-    assert keyboard[0][0]["request_location"] is True
     media = next(m for m in server.messages_to(USER) if "Foto" in text_of(m))
     assert media.history[0]["reply_markup"] == {"remove_keyboard": True}
 
@@ -207,13 +214,14 @@ async def test_report_with_location_and_photo_reaches_the_coordinator_group_and_
     assert found is not None
     reference = found[0]
 
+    # One message per report: the photo, the report as its caption with the map link, and
+    # the triage buttons under it (a group takes 20 messages a minute).
     card = await server.wait_for_message(GROUP, lambda m: reference in text_of(m))
-    location = await server.wait_for_message(GROUP, lambda m: m.location is not None)
-    photo = await server.wait_for_message(GROUP, lambda m: m.photo is not None)
+    assert card.photo is not None and card.file is not None and card.file.data == picture
     assert text_of(card).startswith(reference) and card.entities[0]["type"] == "bold"
-    assert location.location is not None and location.location["latitude"] == 51.1435
-    assert location.reply_to_message_id == card.message_id == photo.reply_to_message_id
-    assert photo.file is not None and photo.file.data == picture
+    assert "openstreetmap.org/?mlat=51.14350&mlon=7.02670" in text_of(card)
+    await asyncio.sleep(0.3)  # nothing else follows
+    assert server.messages_to(GROUP) == [help_reply, card]
     labels = [label for _, label in runtime.content.options("de", "triage")]
     labels.append(runtime.content.text("de", "triage.reply"))  # contact allowed
     assert [found["text"] for found in card.inline_buttons] == labels
@@ -225,6 +233,7 @@ async def test_report_with_location_and_photo_reaches_the_coordinator_group_and_
     server.press(COORDINATOR_ID, card.message_id, button(card, "Polizei"), chat_id=GROUP)
     changed = await server.wait_for_message(GROUP, lambda m: "jetzt" in text_of(m))
     assert reference in text_of(changed) and card.inline_buttons == []
+    assert text_of(card).endswith("✓ " + labels[1]), "the caption shows what was picked"
 
     notice = await server.wait_for_message(USER, lambda m: "Neuigkeit" in text_of(m))
     assert reference in text_of(notice) and "Polizei" in text_of(notice)
@@ -262,20 +271,25 @@ async def test_tips_and_the_silent_alarm_guide_in_one_message(
     assert server.messages_to(USER) == [card], "a fresh /alarm: the guide in one message"
     assert text_of(card) == f"{title}\n{guide.cards[0]}"
     assert card.entities[0]["type"] == "bold"
-    second = await press(server, card, runtime.content.text("de", "tips.next"))
-    assert text_of(second).startswith(f"{guide.title} (2/")
+
+    # "Next" turns the page in the same message: nothing new to scroll past.
+    server.press(USER, card.message_id, button(card, runtime.content.text("de", "tips.next")))
+    await server.wait_until(lambda: text_of(card).startswith(f"{guide.title} (2/"))
+    assert text_of(card) == f"{guide.title} (2/{len(guide.cards)})\n{guide.cards[1]}"
+    assert button(card, runtime.content.text("de", "tips.previous"))
+    assert server.messages_to(USER) == [card]
 
     server.send_text(USER, "/start alarm")  # the deep link
     again = await with_buttons(server)
     assert text_of(again) == f"{title}\n{guide.cards[0]}"
-    assert "✓" in text_of(card)  # the first card, pressed, shows what was picked
 
     server.send_text(USER, "/tips")
     topics = await with_buttons(server)
     assert text_of(topics).startswith(runtime.content.text("de", "tips.title"))
     first = runtime.content.topic("de", runtime.content.topic_ids[0])
-    opened = await press(server, topics, first.title)
-    assert text_of(opened).startswith(first.title)
+    server.press(USER, topics.message_id, button(topics, first.title))
+    await server.wait_until(lambda: text_of(topics).startswith(first.title))
+    assert server.messages_to(USER) == [card, again, topics]
 
 
 async def test_unsupported_content_is_answered(bot: Harness, server: BotApiServer) -> None:

@@ -20,6 +20,7 @@ from tests.test_alerts import add_broadcast
 from tests.test_telegram import (
     button,
     eventually,
+    location_question,
     onboard,
     png,
     press,
@@ -39,6 +40,7 @@ async def test_quick_report_on_telegram_takes_six_inputs(
     await onboard(server)
     inputs = 0
 
+    before = len(server.messages_to(USER))
     server.send_text(USER, "/report")
     inputs += 1
     question = await with_buttons(server)
@@ -59,10 +61,27 @@ async def test_quick_report_on_telegram_takes_six_inputs(
 
     found = REFERENCE.search(text_of(thanks))
     assert found is not None and inputs == 6
+    assert len(server.messages_to(USER)) - before == inputs, "each answer is one message"
     async with runtime.sessions() as session:
         report = await session.scalar(select(Report))
     assert report is not None and report.reference == found[0]
     assert report.category == "cargo_theft" and len(report.answers["media"]) == 1
+
+
+async def test_the_place_question_is_one_message_and_its_buttons_answer_it(
+    bot: Harness, server: BotApiServer
+) -> None:
+    await bot.start()
+    await onboard(server)
+    server.send_text(USER, "/report")
+    await press(server, await with_buttons(server), "Nein")
+    server.send_text(USER, "Planen aufgeschlitzt")
+    place = await location_question(server)
+    assert server.messages_to(USER)[-1] is place, "no second message for the other choices"
+    rows = (place.reply_markup or {})["keyboard"]
+    back = next(found["text"] for row in rows[1:] for found in row if "Zurück" in found["text"])
+    server.send_text(USER, back)  # a reply-keyboard button sends its label as text
+    await server.wait_for_message(USER, lambda m: "Was haben Sie beobachtet" in text_of(m))
 
 
 async def test_a_telegram_only_deployment_sends_reports_to_coordinators_personally(
@@ -182,3 +201,48 @@ async def test_a_stale_press_is_answered_by_its_own_toast(
     # The category question, and the open question once more: no other message.
     assert len(questions) == 2
     assert all("Was haben Sie beobachtet?" in text_of(m) for m in questions)
+
+
+async def test_a_photo_is_downloaded_only_when_a_report_step_wants_it(
+    bot: Harness, server: BotApiServer, runtime: Runtime
+) -> None:
+    await bot.start()
+
+    def downloads() -> int:
+        return len([call for call in server.calls if call.method == "getFile"])
+
+    def stored() -> list[str]:
+        return [p.name for p in runtime.core.media.directory.rglob("*") if p.is_file()]
+
+    server.send_photo(USER, png(30, 20))  # a stranger who has not agreed to anything
+    await server.wait_for_message(USER, lambda m: "nicht verwenden" in text_of(m))
+    await onboard(server)
+    server.send_photo(USER, png(31, 20))  # agreed, but no report open
+    await server.wait_for_message(USER, lambda m: "nicht verwenden" in text_of(m))
+    server.send_text(USER, "/report")
+    await press(server, await with_buttons(server), "Nein")
+    server.send_photo(USER, png(32, 20))  # at "what did you see?": not a photo question
+    await server.wait_for_message(USER, lambda m: "nicht verwenden" in text_of(m))
+    assert downloads() == 0 and stored() == []
+    server.send_text(USER, "Transporter am Rastplatz")
+    await server.wait_for_message(USER, lambda m: "Wo war das" in text_of(m))
+    server.send_text(USER, "Rastplatz Siegerland Ost")
+    await server.wait_for_message(USER, lambda m: "Foto" in text_of(m))
+    server.send_photo(USER, png(33, 20))  # now a step wants it
+    await server.wait_for_message(USER, lambda m: "bitte prüfen" in text_of(m).lower())
+    assert downloads() == 1 and len(stored()) == 1
+
+
+async def test_personal_data_is_never_posted_in_a_group(bot: Harness, server: BotApiServer) -> None:
+    await bot.start()
+    await onboard(server)  # the person agreed, in their private chat
+    group = -1005550001
+    command = server.send_text(USER, "/mydata@sicherheitsbot", chat_id=group, chat_title="Fahrer")
+    answer = await server.wait_for_message(group)
+    assert "direkten Chat" in text_of(answer)
+    assert answer.reply_to_message_id == command["message"]["message_id"]
+    server.send_text(USER, "/myreports@sicherheitsbot", chat_id=group)
+    await server.wait_for_message(
+        group, lambda m: "direkten Chat" in text_of(m) and m is not answer
+    )
+    assert all(m.document is None for m in server.messages_to(group))  # no export posted

@@ -13,7 +13,31 @@ from bot.core.i18n import DEFAULT_CONTENT_DIR, LANGUAGES, Content
 from bot.runtime import Runtime
 from tests.chat import Chat
 
-ALARM_WORDS = {"de": "stiller Alarm", "en": "silent alarm", "pl": "cichy alarm"}
+ALARM_WORDS = {
+    "de": "stiller Alarm",
+    "en": "silent alarm",
+    "pl": "cichy alarm",
+    "ro": "alarma silențioasă",
+    "cs": "tichý alarm",
+    "uk": "тиха тривога",
+    "ru": "тихая тревога",
+    "bg": "тиха аларма",
+    "lt": "tylusis aliarmas",
+    "tr": "sessiz alarm",
+}
+# Each language as the language list names it.
+LANGUAGE_NAMES = {
+    "de": "Deutsch",
+    "en": "English",
+    "pl": "Polski",
+    "ro": "Română",
+    "cs": "Čeština",
+    "uk": "Українська",
+    "ru": "Русский",
+    "bg": "Български",
+    "lt": "Lietuvių",
+    "tr": "Türkçe",
+}
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -36,7 +60,7 @@ async def test_guide_is_in_the_users_language_and_pages_through(
     runtime: Runtime, lang: str
 ) -> None:
     chat = Chat(runtime.core, "taxi")
-    name = {"de": "Deutsch", "en": "English", "pl": "Polski"}[lang]
+    name = LANGUAGE_NAMES[lang]
     await chat.onboard(language=name, role="🚕", region="Köln")
     await chat.send("/alarm")
     topic = runtime.content.topic(lang, "silent_alarm_taxi")

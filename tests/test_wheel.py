@@ -31,7 +31,7 @@ TOKEN = "777:WHEEL"
 # What the wheel is built from (as in the Dockerfile's build stage).
 SOURCES = ("pyproject.toml", "README.md", "bot", "handlers", "content")
 # Files of the sources that belong in the wheel: code, the texts, the migrations' template.
-SHIPPED = ("*.py", "*.yaml", "*.mako", "py.typed")
+SHIPPED = ("*.py", "*.yaml", "*.mako", "py.typed", "*.html", "*.js", "*.css")
 # Where the installed code and texts come from.
 PRINT_FILES = (
     "import bot, handlers, bot.core.i18n as i18n; "

@@ -34,6 +34,9 @@ class Rule:
     public: bool = False
     # Content key of the polite refusal.
     refusal: str = "core.not_allowed"
+    # Personal: answered only in a direct chat with the person (never in a group or a room
+    # with others, where a stranger would read someone's data).
+    private: bool = False
 
     def admits(self, who: frozenset[str]) -> bool:
         return self.public or self.roles is None or bool(self.roles & who)
@@ -46,6 +49,9 @@ EVERYONE = Rule()
 def only(*roles: str, refusal: str = "core.not_allowed") -> Rule:
     """A rule for the named roles only."""
     return Rule(roles=frozenset(roles), refusal=refusal)
+
+
+PERSONAL = Rule(private=True)
 
 
 def table(*groups: tuple[Iterable[str], Rule]) -> dict[str, Rule]:

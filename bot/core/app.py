@@ -19,7 +19,7 @@ from bot.core.pipeline import Pipeline
 from bot.core.router import Router
 from bot.storage import repos
 from bot.storage.db import transaction
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class Core(Dispatcher):
     def is_configured_coordinator(self, transport: str, platform_id: str) -> bool:
         door = self.door(transport)
         return door is not None and platform_id in door.coordinators
+
+    def is_coordinator(self, user: User) -> bool:
+        """Named in the config (checked afresh, so removing a name there takes effect), or
+        granted by an admin with /coordinators (the `coordinator` column)."""
+        return user.coordinator or self.is_configured_coordinator(user.transport, user.platform_id)
 
     def is_admin(self, transport: str, platform_id: str) -> bool:
         door = self.door(transport)

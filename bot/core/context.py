@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -10,9 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.config import Settings
-from bot.core.events import Choice, Event, Location, Reply
+from bot.core.events import Attachment, Choice, Event, FileUnavailable, Location, Reply
 from bot.core.i18n import Content
-from bot.core.media import MediaStore
+from bot.core.media import MediaStore, MediaTooLarge
 from bot.storage import repos
 from bot.storage.models import User, utcnow
 
@@ -133,6 +134,27 @@ class Context:
         self.replies.append(reply)
         return reply
 
+    async def take_file(self) -> Attachment | None:
+        """The file of the event, fetched from the platform and stored now (a step wants
+        it); None with `event.attachment_error` set when it cannot be taken."""
+        event = self.event
+        if event.attachment is not None or event.file is None:
+            return event.attachment
+        incoming = event.file
+        try:
+            data = await incoming.fetch()
+            attachment = await self.media.save(
+                data, incoming.kind, incoming.file_name, incoming.mime_type
+            )
+        except FileUnavailable:
+            self.event = dataclasses.replace(event, file=None, attachment_error="unavailable")
+            return None
+        except MediaTooLarge:
+            self.event = dataclasses.replace(event, file=None, attachment_error="too_large")
+            return None
+        self.event = dataclasses.replace(event, file=None, attachment=attachment)
+        return attachment
+
     def toast(self, text: str) -> Reply:
         """A short notice about the event itself (a stale button): Telegram shows it on the
         pressed button, elsewhere it is a message."""
@@ -162,12 +184,8 @@ class Context:
 
     @property
     def is_coordinator(self) -> bool:
-        """Named in the config (checked afresh, so removing a name there takes effect), or
-        granted by an admin with /coordinators (the `coordinator` column)."""
-        user = self.user
-        return user.coordinator or self.core.is_configured_coordinator(
-            user.transport, user.platform_id
-        )
+        """Named in the config (checked afresh), or granted by an admin (see Core)."""
+        return self.core.is_coordinator(self.user)
 
     async def audit(self, action: str, subject: str = "", **details: Any) -> None:
         await repos.audit(self.session, self.user.id, action, subject[:128], details)

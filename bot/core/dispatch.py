@@ -14,6 +14,7 @@ from bot.core.context import Context
 from bot.core.events import EventKind
 from bot.core.forms import FORMS
 from bot.core.intents import mentions, words
+from bot.core.jobs import Job
 from bot.core.router import CommandSpec, Handler, Router, TextMatcher
 
 # Commands that steer an open form; outside one they have nothing to act on.
@@ -43,6 +44,8 @@ class Dispatcher:
         self.fallback: Handler | None = None
         # The access table: who may use every command, choice namespace and dialogue.
         self.access: dict[str, Rule] = {}
+        # Scheduled jobs by id (bot/core/jobs.py), run by bot/scheduler.py.
+        self.jobs: dict[str, Job] = {}
         for router in routers:
             self._include(router)
         check_complete(self.access, self.commands, [*self.choices, *self.flows])
@@ -59,6 +62,10 @@ class Dispatcher:
             if key in self.access:
                 raise ValueError(f"access rule for {key!r} given twice ({router.name})")
             self.access[key] = rule
+        for job_id, job in router.jobs.items():
+            if job_id in self.jobs:
+                raise ValueError(f"job {job_id!r} registered twice ({router.name})")
+            self.jobs[job_id] = job
         self.choices.update(router.choices)
         self.flows.update(router.flows)
         self.resumers.update(router.resumers)
@@ -87,6 +94,12 @@ class Dispatcher:
     async def _admit(self, context: Context, key: str, rule: Rule) -> bool:
         """True when the event may go on; otherwise it has been answered: onboarding
         first for someone who has not agreed yet, or a polite, audited refusal."""
+        if rule.private and context.event.is_group:
+            # Someone's own data never goes to a room others read: to the direct chat.
+            if context.flow == key:
+                context.end_flow()
+            context.say(context.t("core.private_only"))
+            return False
         if rule.public:
             return True
         if not rule.admits(self.roles_of(context)):
@@ -98,8 +111,12 @@ class Dispatcher:
             context.say(context.t(rule.refusal))
             return False
         if not context.consented and not context.is_coordinator and self.gate is not None:
-            # Coordinators are staff: they triage without onboarding.
-            await self.gate(context)
+            # Coordinators are staff: they triage without onboarding. Onboarding asks for
+            # consent, role and region: never in a room others read.
+            if context.event.is_group:
+                context.say(context.t("core.private_only"))
+            else:
+                await self.gate(context)
             return False
         return True
 
@@ -212,19 +229,21 @@ class Dispatcher:
     async def _route_text(self, context: Context) -> None:
         text = context.event.text
         # The command whose keyword the text names: the higher rank, then the longer keyword
-        # ("meine meldungen" before "meldung", asking for tips before an observation).
-        best: tuple[int, int, CommandSpec, str, str] | None = None
+        # ("meine meldungen" before "meldung", asking for tips before an observation), then
+        # a keyword of the person's own language ("alarm" is German, Polish, Czech, ...).
+        best: tuple[int, int, bool, CommandSpec, str, str] | None = None
         length = words(text)
         for name, spec in self.commands.items():
             if spec.intent_words and length > spec.intent_words:
                 continue
             for language, keyword in context.content.keywords(name):
                 if mentions(text, keyword):
-                    found = (spec.rank, len(keyword), spec, language, keyword)
-                    if best is None or found[:2] > best[:2]:
+                    own = language == context.user.language
+                    found = (spec.rank, len(keyword), own, spec, language, keyword)
+                    if best is None or found[:3] > best[:3]:
                         best = found
         if best is not None:
-            _, _, spec, language, keyword = best
+            _, _, _, spec, language, keyword = best
             if not context.consented and language != context.user.language:
                 # Someone who has not chosen a language yet is answered in the one they typed.
                 context.user.language = language

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -71,6 +72,22 @@ class Attachment:
         )
 
 
+class FileUnavailable(Exception):
+    """A file a person sent could not be fetched from the platform."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingFile:
+    """A file a person sent, not fetched yet: the platform's copy is downloaded only when a
+    dialogue step wants it (never before consent, over the flood limit, or outside a
+    report). `fetch` raises FileUnavailable, or returns the bytes."""
+
+    kind: AttachmentKind
+    file_name: str
+    mime_type: str
+    fetch: Callable[[], Awaitable[bytes]] = field(compare=False, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing a person did in a chat, in platform-neutral terms."""
@@ -85,7 +102,9 @@ class Event:
     choice: str = ""
     location: Location | None = None
     attachment: Attachment | None = None
-    # Set by a transport when a file could not be taken (e.g. "too_large").
+    # A file sent, to be fetched when a step wants it (see `Context.take_file`).
+    file: IncomingFile | None = None
+    # Set when a file could not be taken ("too_large", "unavailable").
     attachment_error: str = ""
     language_hint: str = ""
     is_group: bool = False
@@ -93,6 +112,13 @@ class Event:
     # How coordinators can reach the sender on their platform ("@name", a Matrix id), if
     # the sender allows contact; never shown otherwise.
     sender_handle: str = ""
+    # The door an event came through when it is not the person's own chat: "web" for the
+    # coordinator console, which acts as the coordinator's own identity (their roles, their
+    # audit entries) in a dialogue of its own (`chat_id`), never their private chat.
+    door: str = ""
+    # A form sent whole (the console's forms): step key -> the answer as typed. The form
+    # engine checks each with the chat's parsers and ends in the same `on_submit`.
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +150,9 @@ class Reply:
     # Text shown before the title: what an answer said before its question ("Saved."),
     # so that one answer is one message.
     lead: str = ""
+    # The next page of the message whose button was pressed: Telegram shows it in that
+    # message; elsewhere it is a message of its own. Never stored (answers only).
+    in_place: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -38,6 +38,7 @@ def normalise(event: Event) -> Event:
         args=clean(event.args, "\n\t").strip(),
         choice=clean(event.choice),
         language_hint=clean(event.language_hint)[:16],
+        fields={clean(key): clean(value, "\n\t").strip() for key, value in event.fields.items()},
     )
 
 
@@ -55,7 +56,7 @@ def too_long(event: Event, limit: int) -> int:
         return len(event.text)
     if event.kind is EventKind.COMMAND and len(event.args) > limit:
         return len(event.args)
-    return 0
+    return max((len(value) for value in event.fields.values() if len(value) > limit), default=0)
 
 
 def forged_choice(event: Event) -> bool:

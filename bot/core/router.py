@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.access import COORDINATOR, Rule
+from bot.core.jobs import Daily, Every, Job
 
 if TYPE_CHECKING:
     from bot.core.context import Context
 
 Handler = Callable[["Context"], Awaitable[None]]
 TextMatcher = Callable[["Context"], Awaitable[bool]]
+JobRun = Callable[..., Awaitable[Any]]
 
 __all__ = ["COORDINATOR", "CommandSpec", "Handler", "Router", "TextMatcher"]
 
@@ -57,6 +59,8 @@ class Router:
     fallback: Handler | None = None
     # The access table (see bot/core/access.py); one router of the composition carries it.
     access: Mapping[str, Rule] = field(default_factory=dict)
+    # Scheduled jobs by id (see bot/core/jobs.py).
+    jobs: dict[str, Job] = field(default_factory=dict)
 
     def command(
         self,
@@ -110,6 +114,18 @@ class Router:
         content, and start anything else through a command (`context.run_command`)."""
         self.text_matchers.append(matcher)
         return matcher
+
+    def job(self, job_id: str, when: Every | Daily | None = None) -> Callable[[JobRun], JobRun]:
+        """Run the decorated `async def job(runtime, ...)` on the scheduler: at `when`, or
+        (None) when scheduled by id."""
+
+        def register(run: JobRun) -> JobRun:
+            if job_id in self.jobs:
+                raise ValueError(f"job {job_id!r} registered twice ({self.name})")
+            self.jobs[job_id] = Job(job_id, run, when)
+            return run
+
+        return register
 
     def on_gate(self, handler: Handler) -> Handler:
         """Called when someone who has not onboarded asks for something that needs it."""

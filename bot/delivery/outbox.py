@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +25,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.events import Reply
+from bot.core.faults import transient
+from bot.delivery.pacing import ChatLimiter, Limits
 from bot.logs import ACTIVITY
 from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
@@ -38,6 +39,7 @@ LEASE_SECONDS = 600.0
 # Batches being sent at once: the next is claimed while one is sent, so the platform's
 # limit is used without gaps. At most this many batches are in flight at a crash.
 BATCHES_IN_FLIGHT = 2
+RECORD_ATTEMPTS = 12  # about half a minute of a busy database
 # A chat of the coordinators that cannot be reached (the bot not in the room yet, a group
 # that blocked it) is tried again at this pace: an operator may fix it meanwhile.
 UNREACHABLE_RETRY_SECONDS = 300.0
@@ -69,106 +71,6 @@ class Sender(Protocol):
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply]) -> str:
         """Send the replies to a chat; return the platform id of the last message."""
-
-
-@dataclass
-class Limits:
-    """A platform's flood limits: overall and per chat (messages per second)."""
-
-    overall_per_second: float = 30.0
-    per_chat_per_second: float = 1.0
-    # The window the platform counts in (a second; shorter when a test compresses time).
-    window_seconds: float = 1.0
-    # The platform counts arrivals in sliding windows, and a request's way there varies by a
-    # little: we count our windows this much longer than the platform's.
-    margin: float = 0.02
-
-
-class SlidingWindow:
-    """At most `limit` grants in any `span` seconds, evenly spaced, in the order asked.
-
-    This is the platform's own rule. A leaky bucket (aiolimiter) does not fit it: a bucket
-    holding B admits B + rate * T in a window of T, so it either bursts past the limit or
-    runs well below it, and a bucket of one loses each late wake-up for good. Grants are
-    spaced evenly within the window (a burst queues up on its way and arrives bunched);
-    a late wake-up may be made up by the next ones, up to `slack`."""
-
-    def __init__(self, limit: int, span: float) -> None:
-        self.limit = max(1, limit)
-        self.span = span
-        self.interval = span / self.limit
-        self.slack = self.interval
-        self.turn = asyncio.Lock()  # waiters queue in order
-        self.held_until = 0.0
-        self._granted: deque[float] = deque(maxlen=self.limit)
-        self._due = 0.0
-
-    def hold(self, seconds: float) -> None:
-        """Grant nothing for `seconds` from now (the hold only ever grows)."""
-        now = asyncio.get_running_loop().time()
-        self.held_until = max(self.held_until, now + seconds)
-
-    async def ready(self) -> None:
-        """Sleep until one more may go (call while holding `turn`)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            wait = max(self._due - self.slack, self.held_until) - now
-            if len(self._granted) == self.limit:
-                wait = max(wait, self._granted[0] + self.span - now)
-            if wait <= 0:
-                return
-            # A hold may begin or grow while this sleeps: look again after.
-            await asyncio.sleep(wait)
-
-    def record(self) -> None:
-        now = asyncio.get_running_loop().time()
-        self._granted.append(now)
-        self._due = max(self._due, now) + self.interval
-
-    async def acquire(self) -> None:
-        async with self.turn:
-            await self.ready()
-            self.record()
-
-
-def window(rate: float, limits: Limits) -> SlidingWindow:
-    """`rate` per second as the platform counts it: whole messages per window, or one
-    message per 1/rate seconds when less than one fits a window."""
-    span = limits.window_seconds * (1.0 + limits.margin)
-    if rate * limits.window_seconds >= 1:
-        return SlidingWindow(int(rate * limits.window_seconds), span)
-    return SlidingWindow(1, (1.0 + limits.margin) / rate)
-
-
-class ChatLimiter:
-    """Sliding windows: one overall, one per chat."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.overall = window(limits.overall_per_second, limits)
-        self.chats: dict[str, SlidingWindow] = {}
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request until `seconds` from now: the platform counts them all.
-
-        Unlike PTB's AIORateLimiter up to 22.8 (python-telegram-bot issue 5338), the pause
-        is not ended early by other requests finishing; it only ever grows. Nothing is
-        granted during it, so the requests waiting do not all go at once when it ends.
-        """
-        self.overall.hold(seconds)
-
-    async def acquire(self, chat_id: str) -> None:
-        chat = self.chats.get(chat_id)
-        if chat is None:
-            if len(self.chats) > 10_000:
-                self.chats.clear()  # old windows have passed by now; memory stays flat
-            chat = self.chats[chat_id] = window(self.limits.per_chat_per_second, self.limits)
-        # One message of a chat at a time; both windows count it when it really goes.
-        async with chat.turn:
-            await chat.ready()
-            await self.overall.acquire()
-            chat.record()
 
 
 class OutboxWorker:
@@ -402,7 +304,16 @@ class _Outcomes:
         groups = [group for group in kinds if group]
         if not groups:
             return
-        async with transaction(sessions) as session:
-            for group in groups:
-                # ORM bulk UPDATE by primary key: one executemany per kind of outcome.
-                await session.execute(update(OutboxMessage), group)
+        # What went out must be recorded, or the rows would be sent again after their
+        # lease: a busy database is waited for (asyncio sleeps, never on the loop).
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                async with transaction(sessions) as session:
+                    for group in groups:
+                        # ORM bulk UPDATE by primary key: one executemany per kind of outcome.
+                        await session.execute(update(OutboxMessage), group)
+                return
+            except Exception as exc:
+                if not transient(exc) or attempt + 1 == RECORD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))

@@ -24,8 +24,11 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 from bot.storage import inline_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# How long a statement waits for another process's write lock (on the loop's thread).
-BUSY_TIMEOUT_MS = 5000
+# How long a statement waits for another process's write lock. The wait runs on the event
+# loop's thread, where it would stall every person: kept short, and a longer lock is
+# waited for between attempts (the event pipeline retries the transaction with asyncio
+# sleeps; see bot/core/pipeline.py), while other work goes on.
+BUSY_TIMEOUT_MS = 50
 # Set in a connection's info by `make_durable`: sync the WAL when the connection is back.
 DURABLE = "sicherheitsbot.durable"
 

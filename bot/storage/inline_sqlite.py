@@ -8,9 +8,10 @@ this connection calls `sqlite3` directly, in the shape SQLAlchemy's aiosqlite di
 expects (`create_async_engine(..., async_creator=...)`: awaitables that are done at once).
 
 The engine keeps ONE such connection (see `bot.storage.db`): transactions of the process
-take turns at the pool, so one never waits for another's lock on the loop's thread. Other
-processes (a CLI command, a second bot started by mistake) are waited for up to SQLite's
-busy timeout, and that wait does block the loop: keep it short.
+take turns at the pool, so one never waits for another's lock on the loop's thread. Another
+process's write lock (a CLI command) is waited for up to SQLite's busy timeout, which blocks
+the loop and is therefore 50 ms (`bot.storage.db.BUSY_TIMEOUT_MS`); past it the statement
+fails as busy and the caller tries again after an asyncio sleep.
 """
 
 from __future__ import annotations

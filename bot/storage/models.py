@@ -297,3 +297,48 @@ class HandledEvent(Base):
     transport: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleLogin(Base):
+    """A one-time login link to the coordinator console: only its SHA-256 is kept; valid
+    for minutes, used once."""
+
+    __tablename__ = "console_logins"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A coordinator's console session (the cookie holds the secret, the row its SHA-256).
+    Who it is and whether they still coordinate is read from `users` at every request."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The token every state-changing request carries (a hidden form field).
+    csrf: Mapped[str] = mapped_column(String(64))
+    # The console's language, when chosen there ("" = the person's language in the bot).
+    language: Mapped[str] = mapped_column(String(8), default="")
+    # What the last action answered, shown once on the next page (the bot's replies).
+    flash: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class ReportRead(Base):
+    """A coordinator opened a report in the console: it is no longer marked unread for them."""
+
+    __tablename__ = "report_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)

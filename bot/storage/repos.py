@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
-from bot.core.events import Reply
 from bot.storage.db import make_durable
 from bot.storage.models import (
     AuditEntry,
@@ -29,6 +28,13 @@ from bot.storage.models import (
     User,
     utcnow,
 )
+
+
+class Message(Protocol):
+    """What the outbox stores of a message (the core's `Reply`): its JSON form."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
 
 # -- users and state ----------------------------------------------------------------------
 
@@ -257,6 +263,25 @@ def log_row(
     }
 
 
+async def stale_drafts(
+    session: AsyncSession, flow: str, before: datetime, transports: Sequence[str], limit: int = 500
+) -> list[tuple[str, str, str]]:
+    """(transport, platform id, chat id) of active people whose dialogue `flow` was last
+    touched before `before`, on the given transports."""
+    rows = await session.execute(
+        select(User.transport, User.platform_id, DialogueState.chat_id)
+        .join(User, User.id == DialogueState.user_id)
+        .where(
+            User.transport.in_(transports),
+            DialogueState.flow == flow,
+            DialogueState.updated_at < before,
+            User.active.is_(True),
+        )
+        .limit(limit)
+    )
+    return [(str(t), str(p), str(c)) for t, p, c in rows.all()]
+
+
 async def user_by_id(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
@@ -319,7 +344,7 @@ async def queue_outbox(
     chat_id: str,
     user_id: int | None,
     kind: str,
-    replies: Sequence[Reply],
+    replies: Sequence[Message],
     broadcast_id: int | None = None,
     dedupe_key: str | None = None,
     subject_user_id: int | None = None,

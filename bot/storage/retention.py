@@ -1,6 +1,6 @@
 """How long each kind of stored personal data lives: the purge queries.
 
-The scheduler runs them (`bot.scheduler.purge`, `bot.routine.purge_media`,
+The scheduler runs them (`bot.routine.purge`, `bot.routine.purge_media`,
 `bot.routine.purge_exports`); each takes the moment to count from, so tests move the
 clock. Files are deleted by the caller after the commit: the returned `files` are those
 nothing holds any more (see `bot.storage.privacy.release_files`). The README's table

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core.app import Core
-from bot.core.events import AttachmentKind, Event, EventKind, Location, Reply, parse_command
-from bot.core.media import MediaTooLarge
+from bot.core.events import (
+    AttachmentKind,
+    Event,
+    EventKind,
+    FileUnavailable,
+    IncomingFile,
+    Location,
+    Reply,
+    parse_command,
+)
 from bot.storage import repos
 from bot.storage.db import transaction
 
@@ -34,7 +42,8 @@ def render(reply: Reply) -> str:
     """A reply as terminal text."""
     lines = [reply.lead, ""] if reply.lead else []
     if reply.title:
-        lines.append(f"== {reply.title.upper()} ==")
+        # As written: upper case is the language's business (Turkish "i" is "İ", not "I").
+        lines.append(f"== {reply.title} ==")
     if reply.text:
         lines.append(reply.text)
     if reply.location is not None:
@@ -81,19 +90,27 @@ class ConsoleChat:
         return replace(base, kind=EventKind.COMMAND, command=name, args=args)
 
     async def _attachment(self, kind: AttachmentKind, args: str, base: Event) -> Event:
+        """A file named on the command line; read only when a dialogue step wants it."""
         base = replace(base, text="")
         path = Path(args.strip().strip("'\""))
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            readable = await asyncio.to_thread(path.is_file)
         except (OSError, ValueError):  # ValueError: a NUL byte in the path
+            readable = False
+        if not readable:
             self.write(f"(file not readable: {str(path)!r})")
             return replace(base, kind=EventKind.UNSUPPORTED)
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        try:
-            attachment = await self.core.media.save(data, kind, path.name, mime)
-        except MediaTooLarge:
-            return replace(base, kind=EventKind.ATTACHMENT, attachment_error="too_large")
-        return replace(base, kind=EventKind.ATTACHMENT, attachment=attachment)
+
+        async def fetch() -> bytes:
+            try:
+                return await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                raise FileUnavailable(str(exc)) from exc
+
+        return replace(
+            base, kind=EventKind.ATTACHMENT, file=IncomingFile(kind, path.name, mime, fetch)
+        )
 
     async def send(self, line: str) -> None:
         replies = await self.core.handle(await self.event_for(line))

@@ -23,7 +23,8 @@ from typing import IO, Any
 import nio
 
 from bot.core.events import Reply
-from bot.delivery.outbox import Limits, RetryLater, TransientFailure, Unreachable
+from bot.delivery.outbox import RetryLater, TransientFailure, Unreachable
+from bot.delivery.pacing import Limits
 from bot.runtime import Runtime
 from bot.storage import repos
 from bot.storage.db import transaction
@@ -345,7 +346,7 @@ class MatrixTransport:
     async def _answer(self, room_id: str, replies: list[Reply], sender: str) -> None:
         """Send replies at once; what cannot go now goes through the outbox."""
         for index, reply in enumerate(replies):
-            await self.sender.limiter.acquire(room_id)
+            await self.sender.limiter.acquire(room_id, bulk=False)
             try:
                 await self.sender.send_reply(room_id, reply)
             except Unreachable as exc:

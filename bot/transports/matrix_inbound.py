@@ -18,8 +18,15 @@ from nio.crypto.attachments import decrypt_attachment
 
 from bot.config import MatrixSettings
 from bot.core.app import Core
-from bot.core.events import AttachmentKind, Event, EventKind, Location, parse_command
-from bot.core.media import MediaTooLarge
+from bot.core.events import (
+    AttachmentKind,
+    Event,
+    EventKind,
+    FileUnavailable,
+    IncomingFile,
+    Location,
+    parse_command,
+)
 from bot.transports.matrix_outbound import TRANSPORT, is_group_room
 
 log = logging.getLogger(__name__)
@@ -157,17 +164,18 @@ class Inbound:
         size = info.get("size")
         if isinstance(size, int) and size > self.core.media.max_bytes:
             return replace(base, attachment_error="too_large")
-        response = await self.client.download(mxc=event.url)
-        if not isinstance(response, nio.DownloadResponse):
-            log.warning("matrix: download of %s failed: %s", event.event_id, response)
-            return replace(base, attachment_error="download_failed")
-        data = bytes(response.body)
-        if isinstance(event, nio.RoomEncryptedMedia):
-            data = await asyncio.to_thread(
-                decrypt_attachment, data, event.key["k"], event.hashes["sha256"], event.iv
-            )
-        try:
-            attachment = await self.core.media.save(bytes(data), kind, name, mime)
-        except MediaTooLarge:
-            return replace(base, attachment_error="too_large")
-        return replace(base, attachment=attachment)
+
+        async def fetch() -> bytes:
+            """Downloaded (and decrypted) only when a dialogue step wants the file."""
+            response = await self.client.download(mxc=event.url)
+            if not isinstance(response, nio.DownloadResponse):
+                log.warning("matrix: download of %s failed: %s", event.event_id, response)
+                raise FileUnavailable(str(getattr(response, "status_code", "")))
+            data = bytes(response.body)
+            if isinstance(event, nio.RoomEncryptedMedia):
+                data = await asyncio.to_thread(
+                    decrypt_attachment, data, event.key["k"], event.hashes["sha256"], event.iv
+                )
+            return bytes(data)
+
+        return replace(base, file=IncomingFile(kind, name, mime, fetch))

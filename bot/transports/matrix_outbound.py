@@ -22,7 +22,8 @@ import nio
 from bot.config import MatrixSettings
 from bot.core.app import Core
 from bot.core.events import Attachment, AttachmentKind, Location, Reply
-from bot.delivery.outbox import ChatLimiter, Limits, RetryLater, TransientFailure, Unreachable
+from bot.delivery.outbox import RetryLater, TransientFailure, Unreachable
+from bot.delivery.pacing import ChatLimiter, Limits
 from bot.logs import ACTIVITY
 
 if TYPE_CHECKING:

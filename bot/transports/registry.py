@@ -25,6 +25,21 @@ def console_active(settings: Settings) -> bool:
 
 
 def doors(settings: Settings) -> list[Door]:
+    chats = _chat_doors(settings)
+    known = {door.name: door for door in chats}
+
+    def identity(value: str) -> bool:
+        transport, _, platform_id = value.partition(":")
+        door = known.get(transport)
+        return door is not None and door.valid_id(platform_id)
+
+    # The coordinator console (bot/web/): its events act as a coordinator's own chat
+    # identity, "TRANSPORT:ID"; nothing is queued for it (it reads from the database).
+    web = Door("web", False, valid_id=identity, id_example="telegram:123456789")
+    return [*chats, web]
+
+
+def _chat_doors(settings: Settings) -> list[Door]:
     telegram, matrix, console = settings.telegram, settings.matrix, settings.console
     return [
         Door(

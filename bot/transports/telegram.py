@@ -17,7 +17,14 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
@@ -25,11 +32,12 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.core.events import Event, Reply
 from bot.core.i18n import LANGUAGES, ContentError
 from bot.core.router import COORDINATOR, CommandSpec
-from bot.delivery.outbox import ChatLimiter, Limits
+from bot.delivery.pacing import ChatLimiter, Limits
 from bot.runtime import Runtime
+from bot.transports.telegram_http import AiohttpRequest
 from bot.transports.telegram_inbound import Inbound, press_event
 from bot.transports.telegram_outbound import NO_PREVIEW, TelegramSender
-from bot.transports.telegram_render import escape, inline_keyboard, plain_text
+from bot.transports.telegram_render import escape, inline_keyboard, plain_text, render
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 POLL_TIMEOUT = dtm.timedelta(seconds=10)
 DESCRIPTION_LIMIT = 256
 TOAST_LIMIT = 200  # answerCallbackQuery's text
+CONNECTIONS = 32
 
 
 def pressed_label(message: Message, data: str) -> str:
@@ -66,7 +75,9 @@ class TelegramTransport:
     """A running Telegram bot; `sender` serves the outbox worker."""
 
     name = "telegram"
-    limits = Limits(30, 1)
+    # 30 bulk messages a second overall; one a second per private chat, after a burst of
+    # three; 20 a minute per group.
+    limits = Limits(30, 1, chat_burst=3, group_per_minute=20)
 
     def __init__(self, runtime: Runtime, limits: Limits | None = None) -> None:
         self.runtime = runtime
@@ -79,9 +90,12 @@ class TelegramTransport:
             raise ValueError("telegram.token is not set (SICHERHEITSBOT_TELEGRAM__TOKEN)")
         self.token = token.get_secret_value()
         builder = ApplicationBuilder().token(self.token).job_queue(None)
-        # Two connections for getUpdates: the last call on stop (which acknowledges the
-        # updates already fetched) must not wait for the cancelled long poll's connection.
-        builder = builder.get_updates_connection_pool_size(2)
+        # Requests over aiohttp (see telegram_http). 32 connections carry a few hundred
+        # answers a second even at Telegram's round trip. Two for getUpdates: the last call
+        # on stop (which acknowledges the updates already fetched) must not wait for the
+        # cancelled long poll's connection.
+        builder = builder.request(AiohttpRequest(CONNECTIONS))
+        builder = builder.get_updates_request(AiohttpRequest(2))
         builder = builder.base_url(self.settings.base_url)
         self.app: App = builder.base_file_url(self.settings.base_file_url).build()
         self.app.add_handler(TypeHandler(Update, self._on_update))
@@ -214,31 +228,43 @@ class TelegramTransport:
         replies = await self.core.handle(event)
         toasts = [reply for reply in replies if reply.toast]
         replies = [reply for reply in replies if not reply.toast]
-        try:
-            await query.answer(text=toasts[0].text[:TOAST_LIMIT] if toasts else None)
-        except TelegramError as exc:
-            log.debug("answering callback query failed: %s", exc)
+        # The calls that do not decide what is sent go out beside the answer, not before
+        # it: on Telegram's round trip each would add a tenth of a second or more.
+        beside = [self._answer_query(query, toasts[0].text if toasts else None)]
         # The pressed message keeps its text and shows what was picked, without buttons, so
         # nothing is pressed twice. In a group the buttons may be meant for someone else
         # (triage): only a coordinator's press takes them away.
         private = chat.type == ChatType.PRIVATE
-        editable = isinstance(query.message, Message)  # not too old to edit
         mine = private or self.core.is_configured_coordinator(self.name, event.user_id)
-        if editable and mine and not toasts and isinstance(query.message, Message):
-            replies = await self._show_pressed(query, query.message, replies)
-        await self.sender.send(chat.id, replies)
+        message = query.message
+        if isinstance(message, Message) and mine and not toasts:  # not too old to edit
+            if replies and await self._in_place(query, message, replies[0]):
+                replies = replies[1:]
+            else:
+                beside.append(self._tick(query, message))
+        await asyncio.gather(self.sender.send(chat.id, replies), *beside)
 
-    async def _show_pressed(
-        self, query: CallbackQuery, message: Message, replies: list[Reply]
-    ) -> list[Reply]:
-        """Edit the pressed message: the same question again (a tick set in a multiple
-        choice) becomes new buttons in place; anything else shows "✓ label" under the
-        question. Returns the replies still to send."""
-        if replies and same_question(message, replies[0]):
-            markup = inline_keyboard(replies[0].choices)
+    @staticmethod
+    async def _answer_query(query: CallbackQuery, toast: str | None) -> None:
+        try:
+            await query.answer(text=toast[:TOAST_LIMIT] if toast else None)
+        except TelegramError as exc:
+            log.debug("answering callback query failed: %s", exc)
+
+    async def _in_place(self, query: CallbackQuery, message: Message, reply: Reply) -> bool:
+        """Show `reply` in the pressed message when it is the next page, or the same
+        question with new buttons (a tick set in a multiple choice); False otherwise."""
+        if reply.in_place and await self._turn_page(query, message, reply):
+            return True
+        if same_question(message, reply):
             with contextlib.suppress(TelegramError):
-                await query.edit_message_reply_markup(reply_markup=markup)
-                return replies[1:]
+                await query.edit_message_reply_markup(reply_markup=inline_keyboard(reply.choices))
+                return True
+        return False
+
+    @staticmethod
+    async def _tick(query: CallbackQuery, message: Message) -> None:
+        """Show "✓ label" under the pressed question, without its buttons."""
         picked = pressed_label(message, query.data or "")
         try:
             if message.text and picked:
@@ -248,11 +274,36 @@ class TelegramTransport:
                     reply_markup=None,
                     link_preview_options=NO_PREVIEW,
                 )
+            elif message.caption and picked:  # a report sent with its photo
+                await query.edit_message_caption(
+                    f"{message.caption_html}\n\n✓ {escape(picked)}",
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=None,
+                )
             else:
                 await query.edit_message_reply_markup(reply_markup=None)
         except TelegramError as exc:
             log.debug("showing the pressed choice failed: %s", exc)
-        return replies
+
+    async def _turn_page(self, query: CallbackQuery, message: Message, reply: Reply) -> bool:
+        """Show `reply` in the pressed message (the next page); False when it cannot be."""
+        parts = render(reply)
+        only = parts[0] if len(parts) == 1 else None
+        if only is None or only.kind != "text" or not message.text:
+            return False
+        if message.chat_id in self.sender.location_keyboards:
+            return False  # a new message goes out, and takes that keyboard away
+        try:
+            await query.edit_message_text(
+                only.html,
+                parse_mode=ParseMode.HTML,
+                reply_markup=only.markup if isinstance(only.markup, InlineKeyboardMarkup) else None,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            log.debug("turning the page failed: %s", exc)
+            return False
+        return True
 
     async def _on_message(self, message: Message, update_id: int) -> None:
         event = await self.inbound.message_event(message, update_id)

@@ -14,7 +14,15 @@ from telegram import Bot, CallbackQuery, Message, User
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, TelegramError
 
-from bot.core.events import AttachmentKind, Event, EventKind, Location, parse_command
+from bot.core.events import (
+    AttachmentKind,
+    Event,
+    EventKind,
+    FileUnavailable,
+    IncomingFile,
+    Location,
+    parse_command,
+)
 from bot.core.media import MediaStore, MediaTooLarge
 
 log = logging.getLogger(__name__)
@@ -144,26 +152,27 @@ class Inbound:
         return None  # a service message (pinned, member joined, ...): nothing to answer
 
     async def _attachment(self, message: Message, event: Event, media: Media) -> Event:
+        """A file, checked against the limit by its stated size and not downloaded: the
+        dialogue fetches it only when a step wants it (`Context.take_file`)."""
         event = replace(event, kind=EventKind.ATTACHMENT, text=message.caption or "")
         if media.size is not None and media.size > self.media.max_bytes:
             return replace(event, attachment_error=TOO_LARGE)
-        await self.typing(message.chat_id)
-        try:
-            file = await self.bot.get_file(media.file_id)
-            data = bytes(await file.download_as_bytearray())
-        except BadRequest as exc:
-            if "too big" in exc.message.lower():
-                return replace(event, attachment_error=TOO_LARGE)
-            log.warning("file download refused: %s", exc.message)
-            return replace(event, attachment_error=UNAVAILABLE)
-        except TelegramError as exc:
-            log.warning("file download failed: %s", exc)
-            return replace(event, attachment_error=UNAVAILABLE)
-        try:
-            attachment = await self.media.save(data, media.kind, media.name, media.mime)
-        except MediaTooLarge:
-            return replace(event, attachment_error=TOO_LARGE)
-        return replace(event, attachment=attachment)
+
+        async def fetch() -> bytes:
+            await self.typing(message.chat_id)
+            try:
+                file = await self.bot.get_file(media.file_id)
+                return bytes(await file.download_as_bytearray())
+            except BadRequest as exc:
+                if "too big" in exc.message.lower():
+                    raise MediaTooLarge(exc.message) from exc
+                log.warning("file download refused: %s", exc.message)
+                raise FileUnavailable(exc.message) from exc
+            except TelegramError as exc:
+                log.warning("file download failed: %s", exc)
+                raise FileUnavailable(str(exc)) from exc
+
+        return replace(event, file=IncomingFile(media.kind, media.name, media.mime, fetch))
 
     async def typing(self, chat_id: int) -> None:
         """Show "typing…" while something slow happens; never fails the update."""

@@ -1,11 +1,12 @@
 """Sending rendered replies to Telegram: flood limits, retries, the location keyboard.
 
 Direct replies and the outbox worker send through the same `TelegramSender` and so
-through the same per-chat `ChatLimiter`. Errors map to the outbox's vocabulary:
-RetryAfter -> RetryLater, Forbidden -> Unreachable, TimedOut/NetworkError ->
-TransientFailure. Once part of a delivery has gone out, a flood-control answer or a
-network error is waited out and retried here instead, so that the outbox never sends the
-first messages of a row twice.
+through the same `ChatLimiter`: the outbox's messages count as bulk (30 a second overall),
+answers do not, and in a chat an answer goes before the bulk messages waiting for it.
+Errors map to the outbox's vocabulary: RetryAfter -> RetryLater, Forbidden ->
+Unreachable, TimedOut/NetworkError -> TransientFailure. Once part of a delivery has gone
+out, a flood-control answer or a network error is waited out and retried here instead, so
+that the outbox never sends the first messages of a row twice.
 
 The "send my location" reply keyboard (see `telegram_render`) is removed with the next
 message to that chat; when that message has inline buttons, it goes out with
@@ -22,6 +23,7 @@ import logging
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import (
     Bot,
@@ -46,10 +48,11 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.core.app import Core
 from bot.core.events import AttachmentKind, Reply
 from bot.core.i18n import ContentError
-from bot.delivery.outbox import ChatLimiter, RetryLater, TransientFailure, Unreachable
+from bot.delivery.outbox import RetryLater, TransientFailure, Unreachable
+from bot.delivery.pacing import ChatLimiter
 from bot.logs import ACTIVITY
 from bot.storage import repos
-from bot.transports.telegram_render import LocationLabels, Markup, Part, render
+from bot.transports.telegram_render import Markup, Part, render
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +127,15 @@ class TelegramSender:
         progress = _Progress(chat, outbox)
         last: Message | None = None
         for reply in replies:
-            labels = None
+            share = ""
             if reply.request_location and chat > 0:
-                labels = await self._location_labels(chat)
+                share = await self._share_label(chat)
             first: Message | None = None
-            for part in render(reply, labels):
+            for part in render(reply, share):
                 thread = first.message_id if part.threaded and first is not None else None
                 if thread is None and progress.sent == 0:
                     thread = reply_to
-                keep = labels is not None  # this reply shows the location keyboard
+                keep = bool(share)  # this reply shows the location keyboard
                 message = await self._send_part(bot, part, thread, progress, keep)
                 if message is not None:
                     first = first or message
@@ -175,7 +178,23 @@ class TelegramSender:
         reply = (
             None if thread is None else ReplyParameters(thread, allow_sending_without_reply=True)
         )
-        if part.kind == "text":
+        if part.kind == "location" and part.location is not None:
+            latitude, longitude = part.location.latitude, part.location.longitude
+            return lambda chat: bot.send_location(
+                chat, latitude, longitude, reply_markup=markup, reply_parameters=reply
+            )
+        attachment = part.attachment
+        data = b""
+        if attachment is not None:
+            try:
+                data = await asyncio.to_thread(self.core.media.read, attachment.sha256)
+            except OSError:
+                log.warning("media %s is gone; not sent", attachment.sha256[:12])
+                attachment = None
+        if attachment is None:
+            if not part.html:
+                return None
+            # A text, or the caption of a file that is gone: the words still go out.
             return lambda chat: bot.send_message(
                 chat,
                 part.html,
@@ -184,45 +203,30 @@ class TelegramSender:
                 reply_parameters=reply,
                 link_preview_options=NO_PREVIEW,
             )
-        if part.kind == "location" and part.location is not None:
-            latitude, longitude = part.location.latitude, part.location.longitude
-            return lambda chat: bot.send_location(
-                chat, latitude, longitude, reply_markup=markup, reply_parameters=reply
-            )
-        attachment = part.attachment
-        if attachment is None:
-            return None
-        try:
-            data = await asyncio.to_thread(self.core.media.read, attachment.sha256)
-        except OSError:
-            log.warning("media %s is gone; not sent", attachment.sha256[:12])
-            return None
-        name = attachment.file_name or attachment.sha256[:12]
+        common: dict[str, Any] = {
+            "filename": attachment.file_name or attachment.sha256[:12],
+            "caption": part.html or None,
+            "parse_mode": ParseMode.HTML if part.html else None,
+            "reply_markup": markup,
+            "reply_parameters": reply,
+        }
 
         async def as_document(chat: int) -> Message:
-            return await bot.send_document(
-                chat, data, filename=name, reply_markup=markup, reply_parameters=reply
-            )
+            return await bot.send_document(chat, data, **common)
 
         async def photo(chat: int) -> Message:
             try:
-                return await bot.send_photo(
-                    chat, data, filename=name, reply_markup=markup, reply_parameters=reply
-                )
+                return await bot.send_photo(chat, data, **common)
             except BadRequest as exc:
                 # Too large or odd dimensions for a photo: the file still goes out.
                 log.info("photo refused (%s); sending it as a document", exc.message)
                 return await as_document(chat)
 
         async def voice(chat: int) -> Message:
-            return await bot.send_voice(
-                chat, data, filename=name, reply_markup=markup, reply_parameters=reply
-            )
+            return await bot.send_voice(chat, data, **common)
 
         async def video(chat: int) -> Message:
-            return await bot.send_video(
-                chat, data, filename=name, reply_markup=markup, reply_parameters=reply
-            )
+            return await bot.send_video(chat, data, **common)
 
         senders = {
             AttachmentKind.PHOTO: photo,
@@ -235,14 +239,16 @@ class TelegramSender:
         """One API call within the flood limits, with the error mapping of the module doc."""
         attempt = 0
         while True:
-            await self.limiter.acquire(str(progress.chat))
+            # The outbox's messages are bulk; an answer to someone who just wrote is not.
+            await self.limiter.acquire(str(progress.chat), bulk=progress.outbox)
             nothing_sent = progress.outbox and progress.sent == 0
             try:
                 message = await send(progress.chat)
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
                 ACTIVITY.flood_wait()
-                self.limiter.pause(wait)
+                # After an answer's 429 only its chat waits; after a bulk one, everything.
+                self.limiter.pause(wait, None if progress.outbox else str(progress.chat))
                 if nothing_sent or attempt >= RETRIES or wait > MAX_INLINE_WAIT:
                     raise RetryLater(wait) from exc
                 log.info("flood control in chat: waiting %.0f s", wait)
@@ -269,16 +275,12 @@ class TelegramSender:
                 return message
             attempt += 1
 
-    async def _location_labels(self, chat: int) -> LocationLabels:
-        """The keyboard words in the language of the person in this private chat."""
-        content = self.core.content
+    async def _share_label(self, chat: int) -> str:
+        """The "send my location" label in the language of the person in this chat."""
         async with self.core.sessions() as session:
             user = await repos.get_user(session, TRANSPORT, str(chat))
         language = user.language if user is not None else self.core.settings.bot.default_language
         try:
-            return LocationLabels(
-                share=content.text(language, "keyboard.share_location"),
-                more=content.text(language, "keyboard.more"),
-            )
+            return self.core.content.text(language, "keyboard.share_location")
         except ContentError:
-            return LocationLabels(share="📍", more="⬇️")
+            return "📍"

@@ -1,16 +1,20 @@
 """Telegram rendering of neutral replies: HTML text, keyboards, message parts. No I/O.
 
-One `Reply` becomes one or more `Part`s, sent in order:
+One `Reply` becomes as few messages (`Part`s) as its content allows, sent in order:
 
-* the text (title in bold, everything HTML-escaped), split at paragraph boundaries when
-  it is longer than Telegram's 4096 characters;
+* the text (lead, title in bold, everything HTML-escaped), split at paragraph boundaries
+  when it is longer than Telegram's 4096 characters;
 * the choices as an inline keyboard under the (last) text message, one button per row, or
   two per row when every label is short;
-* a shared location and attached files after the text, each sent as a reply to the text
-  message, so that evidence stays with its report even when two reports interleave;
-* `request_location` in a private chat: the question carries a reply keyboard with a
-  "send my location" button, and the inline choices follow in a short second message
-  ("Or:"), because one message cannot carry both kinds of keyboard.
+* one file and a text that fits a caption (1024 characters): one message, the file with
+  the text as its caption and the keyboard under it — a report reaches a coordinator group
+  as one message;
+* otherwise a shared place and the files after the text, each as a reply to the text
+  message, so that evidence stays with its report even when two reports interleave; a
+  place whose map link the text already shows is not sent again as a location;
+* `request_location` in a private chat: one message, the question with a reply keyboard
+  of a "send my location" button and the choices' labels as buttons below it (a label
+  sent back picks its choice, as when typed).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from telegram import (
 from bot.core.events import Attachment, Choice, Location, Reply
 
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 SHORT_LABEL = 16
 EMPTY_TEXT = "⬇️"
@@ -47,16 +52,9 @@ class Part:
     location: Location | None = None
     attachment: Attachment | None = None
     markup: Markup | None = None
+    # An attachment's caption (HTML) is `html`.
     # Sent as a reply to the first message of the same Reply (evidence under its report).
     threaded: bool = False
-
-
-@dataclass(frozen=True)
-class LocationLabels:
-    """Words for the location keyboard, in the reader's language."""
-
-    share: str
-    more: str
 
 
 def utf16_len(text: str) -> int:
@@ -164,32 +162,38 @@ def _inline_keyboard(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMark
     )
 
 
-def location_keyboard(label: str) -> ReplyKeyboardMarkup:
-    return ReplyKeyboardMarkup(
-        [[KeyboardButton(label, request_location=True)]],
-        resize_keyboard=True,
-        one_time_keyboard=True,
-    )
+def location_keyboard(share: str, choices: list[Choice]) -> ReplyKeyboardMarkup:
+    """The "send my location" button, and the choices' labels as buttons below it."""
+    labels = [choice.label for choice in choices if choice.label]
+    per_row = 2 if all(len(label) <= SHORT_LABEL for label in labels) else 1
+    rows = [[KeyboardButton(share, request_location=True)]]
+    rows += [
+        [KeyboardButton(label) for label in labels[index : index + per_row]]
+        for index in range(0, len(labels), per_row)
+    ]
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
 
 
-def render(reply: Reply, labels: LocationLabels | None = None) -> list[Part]:
-    """The messages of one reply. `labels` is given for a location question in a private
-    chat: then the question gets the location keyboard and the choices a second message."""
-    parts = [Part("text", html=text) for text in message_texts(reply.title, reply.text, reply.lead)]
+def render(reply: Reply, share_label: str = "") -> list[Part]:
+    """The messages of one reply (see the module). `share_label` is given for a location
+    question in a private chat: the "send my location" button's label."""
+    texts = message_texts(reply.title, reply.text, reply.lead)
+    if share_label:
+        parts = [Part("text", html=text) for text in texts] or [
+            Part("text", html=escape(share_label))
+        ]
+        parts[-1].markup = location_keyboard(share_label, reply.choices)
+        return parts + _evidence(reply, threaded=True)
     keyboard = inline_keyboard(reply.choices)
-    evidence: list[Part] = []
-    if reply.location is not None:
-        evidence.append(Part("location", location=reply.location, threaded=bool(parts)))
-    evidence.extend(
-        Part("attachment", attachment=item, threaded=bool(parts)) for item in reply.attachments
-    )
-    if labels is not None:
-        if not parts:
-            parts.append(Part("text", html=escape(labels.share)))
-        parts[-1].markup = location_keyboard(labels.share)
-        if keyboard is not None:
-            parts.append(Part("text", html=escape(labels.more), markup=keyboard))
-        return parts + evidence
+    evidence = _evidence(reply, threaded=bool(texts))
+    captioned = utf16_len(plain_text(reply)) <= CAPTION_LIMIT
+    if len(evidence) == 1 and evidence[0].kind == "attachment" and captioned:
+        # One message: the file, the text as its caption, the keyboard under it.
+        only = evidence[0]
+        return [
+            Part("attachment", html="".join(texts), attachment=only.attachment, markup=keyboard)
+        ]
+    parts = [Part("text", html=text) for text in texts]
     if keyboard is not None:
         if parts:
             parts[-1].markup = keyboard
@@ -198,3 +202,15 @@ def render(reply: Reply, labels: LocationLabels | None = None) -> list[Part]:
         else:
             parts.append(Part("text", html=EMPTY_TEXT, markup=keyboard))
     return parts + evidence
+
+
+def _evidence(reply: Reply, threaded: bool) -> list[Part]:
+    """The place (unless the text shows its map link) and the files, one message each."""
+    found: list[Part] = []
+    location = reply.location
+    if location is not None and location.map_link() not in reply.text:
+        found.append(Part("location", location=location, threaded=threaded))
+    found.extend(
+        Part("attachment", attachment=item, threaded=threaded) for item in reply.attachments
+    )
+    return found

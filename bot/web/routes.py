@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import xstatic.pkg.leaflet
+import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
-from bot.web import health
+from bot.web import health, views
+from bot.web.metrics import metrics_view
+
+STATIC = Path(__file__).parent / "static"
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", metrics_view)
+
+
+def setup_console_routes(app: web.Application) -> None:
+    """The coordinator console (see bot/web/views.py)."""
+    add = app.router
+    add.add_get("/console/login/{token}", views.login_page)
+    add.add_post("/console/login", views.login)
+    add.add_post("/console/logout", views.logout)
+    add.add_post("/console/language", views.language)
+    add.add_get("/console/", views.inbox)
+    add.add_get("/console/map", views.map_page)
+    add.add_get("/console/map.json", views.map_points)
+    add.add_get("/console/reports/{reference}", views.report_page)
+    add.add_get("/console/reports/{reference}/print", views.print_page)
+    add.add_get("/console/reports/{reference}/pdf", views.pdf)
+    add.add_post("/console/reports/{reference}/status", views.set_status)
+    add.add_post("/console/reports/{reference}/reply", views.reply)
+    add.add_get("/console/media/{sha256}", views.media_file)
+    add.add_static("/console/static/app", STATIC)
+    add.add_static("/console/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
+    add.add_static("/console/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)

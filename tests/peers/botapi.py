@@ -156,12 +156,20 @@ def _http_error(status: int) -> ApiError:
 
 @dataclass(frozen=True)
 class FloodLimits:
-    """Telegram's flood limits; ``time_scale`` compresses time (100 -> 3000 msg/s overall)."""
+    """Telegram's flood limits; ``time_scale`` compresses time (100 -> 3000 msg/s overall).
+
+    The overall limit is one on bulk notifications. With ``replies_exempt_seconds`` set, a
+    message to a chat whose person wrote or pressed a button within that many (emulated)
+    seconds is an answer and not counted in it; 0 counts every message."""
 
     overall_per_second: int = 30
     private_chat_per_second: int = 1
     group_per_minute: int = 20
     time_scale: float = 1.0
+    replies_exempt_seconds: float = 0.0
+    # Telegram allows "short bursts" in a chat: this many messages at once, then
+    # private_chat_per_second as the burst refills (a token bucket; 1: the plain limit).
+    private_chat_burst: int = 1
 
 
 @dataclass
@@ -208,6 +216,8 @@ class SentMessage:
     message: JSONDict = field(default_factory=dict)
     history: list[JSONDict] = field(default_factory=list)
     deleted: bool = False
+    # When the server accepted it (time.perf_counter()), for measuring latency.
+    received: float = 0.0
 
     @property
     def edited(self) -> bool:
@@ -915,12 +925,13 @@ class _Signal:
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
         while not condition():
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
+            if deadline is not None and deadline <= loop.time():
                 return False
             event = self._event
+            # asyncio.timeout, not wait_for: no task per wait (hundreds of waiters in bench/).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout_at(deadline):
+                    await event.wait()
         return True
 
 
@@ -931,23 +942,41 @@ class _FloodGate:
         self.limits = limits
         self._overall: deque[float] = deque()
         self._chats: dict[int, deque[float]] = {}
+        self._wrote: dict[int, float] = {}
+        self._tats: dict[int, float] = {}  # per chat with bursts: when the burst is whole
+
+    def wrote(self, chat_id: int) -> None:
+        """Someone wrote in (or pressed a button of) the chat just now."""
+        self._wrote[chat_id] = time.monotonic() * self.limits.time_scale
 
     def check(self, chat_id: int, is_group: bool) -> None:
         """Raise 429 if one more message now would exceed a limit, else count it."""
         now = time.monotonic() * self.limits.time_scale
         chat = self._chats.setdefault(chat_id, deque())
         limits = self.limits
-        per_chat = (
-            (chat, limits.group_per_minute, 60.0)
-            if is_group
-            else (chat, limits.private_chat_per_second, 1.0)
+        windows = []
+        if is_group:
+            windows.append((chat, limits.group_per_minute, 60.0))
+        elif limits.private_chat_burst <= 1:
+            windows.append((chat, limits.private_chat_per_second, 1.0))
+        wrote = self._wrote.get(chat_id)
+        exempt = limits.replies_exempt_seconds
+        if exempt <= 0 or wrote is None or now - wrote > exempt:
+            windows.append((self._overall, limits.overall_per_second, 1.0))
+        wait = max(
+            (self._wait(queue, limit, span, now) for queue, limit, span in windows), default=0.0
         )
-        windows = [(self._overall, limits.overall_per_second, 1.0), per_chat]
-        wait = max(self._wait(queue, limit, span, now) for queue, limit, span in windows)
+        bursting = not is_group and limits.private_chat_burst > 1
+        if bursting:
+            interval = 1.0 / limits.private_chat_per_second
+            tat = self._tats.get(chat_id, 0.0)
+            wait = max(wait, tat - (limits.private_chat_burst - 1) * interval - now)
         if wait > 0:
             raise _too_many(max(1, math.ceil(wait)))
         for queue, _, _ in windows:
             queue.append(now)
+        if bursting:
+            self._tats[chat_id] = max(self._tats.get(chat_id, 0.0), now) + interval
 
     @staticmethod
     def _wait(queue: deque[float], limit: int, span: float, now: float) -> float:
@@ -1123,6 +1152,7 @@ class BotApiServer:
         self._callback_answers: list[CallbackAnswer] = []
         self._chat_actions: list[ChatAction] = []
         self._changed = _Signal()
+        self._chats_changed: dict[int, _Signal] = {}  # messages sent or edited, per chat
         self._sent_count = 0
         self._query_count = 0
         self._closing = False
@@ -1711,9 +1741,11 @@ class BotApiServer:
         sent.reply_markup = markup
         sent.reply_to_message_id = reply_to["message_id"] if reply_to else None
         sent.params = params.summary()
+        sent.received = time.perf_counter()
         bot.record(sent)
         self._sent_count += 1
         self._changed.fire()
+        self._chat_changed(chat["id"]).fire()
         return dict(message)
 
     def _new_message(
@@ -1778,6 +1810,7 @@ class BotApiServer:
         for key, value in raw.items():
             setattr(sent, key, value)
         self._changed.fire()
+        self._chat_changed(sent.chat_id).fire()
         return dict(message)
 
     def _inline_markup(self, params: _Params) -> JSONDict | None:
@@ -2089,6 +2122,8 @@ class BotApiServer:
 
     def _mark(self, bot: _BotState, chat_id: int) -> None:
         bot.marks[chat_id] = len(bot.sent_by_chat.get(chat_id, []))
+        if bot.flood is not None:
+            bot.flood.wrote(chat_id)
 
     def _privacy_allows(self, bot: _BotState, chat: JSONDict, message: JSONDict) -> bool:
         """Privacy mode: in groups only commands, mentions and replies to the bot arrive."""
@@ -2227,6 +2262,23 @@ class BotApiServer:
         if after is None:
             bot.marks[chat_id] = index + 1
         return message
+
+    def _chat_changed(self, chat_id: int) -> _Signal:
+        signal = self._chats_changed.get(chat_id)
+        if signal is None:
+            signal = self._chats_changed[chat_id] = _Signal()
+        return signal
+
+    async def wait_in_chat(
+        self,
+        chat_id: int,
+        condition: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - the test API reads best with a timeout
+    ) -> None:
+        """Wait until ``condition()`` holds, looking again only when the bot sends or edits
+        a message in the chat (cheap with many people waiting at once)."""
+        if not await self._chat_changed(chat_id).wait_for(condition, timeout):
+            raise TimeoutError(f"condition in chat {chat_id} not met within {timeout}s")
 
     async def wait_until(
         self,

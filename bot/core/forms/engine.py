@@ -8,6 +8,8 @@ dialogue state's `data`, read at the start of each event and written back at its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from bot.core.context import Context
@@ -38,7 +40,11 @@ async def start(context: Context, form: Form, answers: Answers | None = None) ->
     """Begin `form`; pre-filled answers are not asked again."""
     state = FormState(answers=dict(answers or {}), opened=form.opened)
     context.start_flow(form.name, state.dump())
-    await _Run(context, form, state).advance()
+    run = _Run(context, form, state)
+    if context.event.fields:
+        await run.submit_whole(context.event.fields)  # a form sent whole (the console)
+    else:
+        await run.advance()
 
 
 async def resume(context: Context, form: Form) -> None:
@@ -99,6 +105,8 @@ class _Run:
             self.say("core.cannot_use")
             await self.reask()
             return
+        if event.kind is EventKind.ATTACHMENT and event.file is not None and self.wants_file():
+            await self.context.take_file()  # fetched from the platform only now
         if state.mode == "review" and event.kind is EventKind.ATTACHMENT:
             await self.attach_in_review()
             return
@@ -106,6 +114,17 @@ class _Run:
             await self.reask()
             return
         await self.answer(self.form.step(state.step), None)
+
+    def wants_file(self) -> bool:
+        """Whether the open step (or the summary) takes the file the person sent."""
+        state, file = self.state, self.context.event.file
+        if state.mode == "review":
+            return any(step.kind is Input.MEDIA for step in self.form.steps)
+        if state.mode != "ask" or not state.step or file is None:
+            return False
+        step = self.form.step(state.step)
+        voice = file.kind is AttachmentKind.VOICE
+        return step.kind is Input.MEDIA or (voice and (step.accept_voice or bool(step.text_to)))
 
     async def stale(self) -> None:
         """A press on an old question: a toast, and the open question once more."""
@@ -259,6 +278,54 @@ class _Run:
         self.context.end_flow()
         await self.form.on_submit(self.context, answers)
 
+    async def submit_whole(self, fields: Mapping[str, str]) -> None:
+        """A form sent whole (the console's forms): every step that applies is answered, in
+        order, from `fields` by the parsers a typed or pressed answer goes through; the
+        first answer that does not fit is told with its hint and nothing is submitted.
+        Then the same `on_submit` as at the end of a dialogue. `fields["_submit"]` picks a
+        send option."""
+        state, event = self.state, self.context.event
+        try:
+            for step in self.form.steps:
+                if step.section and step.section != state.opened and step.key not in fields:
+                    continue
+                if step.key in state.answers or not step.applies(state.answers):
+                    continue
+                raw = fields.get(step.key, "").strip()
+                if not raw:
+                    if not (step.optional or step.unknown):
+                        raise Invalid("form.required")
+                    state.answers[step.key] = None
+                    continue
+                value = self.parse_whole(step, raw)
+                if isinstance(value, _Typed):
+                    state.answers[step.text_to] = value.text
+                    value = value.option
+                state.answers[step.key] = value
+                if self.form.on_answer is not None:
+                    self.form.on_answer(self.context, step.key, value)
+        except Invalid as problem:
+            self.context.end_flow()
+            self.say(problem.key, **problem.values)
+            return
+        finally:
+            self.context.event = event
+        await self.submit(fields.get("_submit", "") if self.form.review else "")
+
+    def parse_whole(self, step: Step, raw: str) -> Any:
+        """One field of a form sent whole: an option id (several, comma-separated, for a
+        multi step) or what a person would type."""
+        if step.kind is Input.MULTI:
+            valid = {oid for oid, _ in rendering.options(self.context, step)}
+            picked = [part.strip() for part in raw.split(",") if part.strip()]
+            if not picked or not set(picked) <= valid:
+                raise Invalid("core.stale_choice")
+            return self.checked(step, picked)
+        if step.kind is Input.CHOICE and not step.text_to:
+            return self.parse(step, raw)
+        self.context.event = replace(self.context.event, kind=EventKind.TEXT, text=raw)
+        return self.parse(step, None)
+
     async def reask(self) -> None:
         state = self.state
         if state.mode == "review":
@@ -340,6 +407,8 @@ class _Run:
                 text = event.text if words is None else ""
                 option = step.infer(context, text) if step.infer is not None else ""
                 return _Typed(option, words if words is not None else text)
+            if event.kind in (EventKind.ATTACHMENT, EventKind.LOCATION):
+                raise Invalid("core.cannot_use")
             raise Invalid("form.pick_one")
         if voice and step.accept_voice and event.attachment is not None:
             return {"voice": event.attachment.to_json()}
@@ -374,6 +443,8 @@ class _Run:
         event, limits = self.context.event, self.context.settings.limits
         if event.attachment_error == "too_large":
             raise Invalid("form.file_too_large", limit=f"{limits.max_attachment_mb:g}")
+        if event.attachment_error == "unavailable":
+            raise Invalid("form.file_unavailable")
         if event.attachment is None:
             raise Invalid("form.need_media")
         if len(files) >= limits.max_attachments:
