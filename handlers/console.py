@@ -27,7 +27,7 @@ async def console_link(context: Context) -> None:
         context.session, context.user.id, context.now(), console.LOGIN_MINUTES
     )
     await context.audit("console_link", "")
-    context.say(
+    reply = context.say(
         context.t(
             "console_chat.link",
             url=context.settings.web.login_link(token),
@@ -35,3 +35,4 @@ async def console_link(context: Context) -> None:
         ),
         title=context.t("console_chat.title"),
     )
+    reply.secret = True  # the conversation log keeps no usable link

@@ -4,6 +4,7 @@ the report's PDF, and /metrics parsed by prometheus-client."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from bot.core import forms
 from bot.runtime import Runtime
-from bot.storage.models import AuditEntry, DialogueState, Report, User
+from bot.storage.models import AuditEntry, ConversationEntry, DialogueState, Report, User
 from tests.chat import Chat
 from tests.console_fixtures import ConsoleSite, hidden, logged_in, report_with_photo
 from tests.test_report import outbox_for
@@ -410,3 +411,24 @@ async def test_behind_tls_the_session_cookie_is_secure(
     ):
         assert answer.status == 303
         assert "Secure" in answer.headers["Set-Cookie"]
+
+
+async def test_console_in_the_chat_gives_a_link_the_conversation_log_does_not_keep(
+    console_site: ConsoleSite, runtime: Runtime
+) -> None:
+    coordinator = Chat(runtime.core, "leitstelle")
+    await coordinator.onboard()
+    await coordinator.send("/console")
+    link = re.search(r"http://127\.0\.0\.1:\d+/console/login/(\S+)", coordinator.screen)
+    assert link is not None, coordinator.screen
+    token = link.group(1)
+    login = console_site.url("/console/login")
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(login, data={"token": token}, allow_redirects=False) as answer,
+    ):
+        assert answer.status == 303  # the link from the chat logs in
+    async with runtime.sessions() as session:
+        logged = (await session.scalars(select(ConversationEntry.text))).all()
+    assert any(text == "/console" for text in logged)  # the command itself is kept
+    assert not any(token in (text or "") for text in logged), logged

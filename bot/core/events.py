@@ -153,6 +153,9 @@ class Reply:
     # The next page of the message whose button was pressed: Telegram shows it in that
     # message; elsewhere it is a message of its own. Never stored (answers only).
     in_place: bool = False
+    # Carries a one-time secret (a console login link): the conversation log keeps its
+    # title only. Never stored either (answers only).
+    secret: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

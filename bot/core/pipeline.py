@@ -227,7 +227,10 @@ class Pipeline:
                 text = str(event.file.kind)  # not fetched (yet): a step may want it
             texts = [text]
         else:
-            texts = ["\n".join(filter(None, (r.lead, r.title, r.text))) for r in context.replies]
+            texts = [
+                "\n".join(filter(None, (r.lead, r.title, "" if r.secret else r.text)))
+                for r in context.replies
+            ]
         for text in texts:
             context.log.append(
                 repos.log_row(
