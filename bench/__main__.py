@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     main.add_argument(
         "--wave", type=int, default=20, help="people chatting at a time during the alert (answers)"
     )
+    main.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a person takes before the next input (answers; 0: at once)",
+    )
     return main
 
 
@@ -92,7 +98,10 @@ async def run(args: argparse.Namespace) -> None:
         from bench.answers import run as run_answers
 
         people = [int(item) for item in args.people.split(",")]
-        report("answers", await run_answers(args.db, people, args.alert_recipients, args.wave))
+        report(
+            "answers",
+            await run_answers(args.db, people, args.alert_recipients, args.wave, args.think),
+        )
 
 
 def main() -> None:

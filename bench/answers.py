@@ -107,11 +107,14 @@ def has_label(server: BotApiServer, chat: int, label: str) -> bool:
     return labelled(server, chat, label) is not None
 
 
-async def walk(server: BotApiServer, person: Person) -> None:
-    """The journey, answering as soon as the bot answered: the latency of an input is the
-    time from sending it to the answer's arrival (see `answered`)."""
+async def walk(server: BotApiServer, person: Person, think: float = 0.0) -> None:
+    """The journey, answering `think` seconds after the bot answered (0: at once): the
+    latency of an input is the time from sending it to the answer's arrival (see
+    `answered`)."""
     chat = person.chat
-    for kind, argument in JOURNEY:
+    for step, (kind, argument) in enumerate(JOURNEY):
+        if step and think:
+            await asyncio.sleep(think)
         if kind == "press":
             # A button may come by an edit just after its message (the location keyboard
             # was removed first): wait for it, as a person would.
@@ -223,7 +226,7 @@ def cpu(process: asyncio.subprocess.Process) -> float:
     return float(times.user + times.system)
 
 
-async def load(database: str, k: int) -> dict[str, Any]:
+async def load(database: str, k: int, think: float) -> dict[str, Any]:
     """K people at once, 17 inputs each."""
     limits = FloodLimits(replies_exempt_seconds=EXEMPT_SECONDS, private_chat_burst=BURST)
     async with fresh_database(database) as settings:
@@ -235,7 +238,7 @@ async def load(database: str, k: int) -> dict[str, Any]:
                 people = [Person(FIRST_PERSON + index) for index in range(k)]
                 busy_before, here_before = cpu(bot), own_cpu()
                 started = time.perf_counter()
-                await asyncio.gather(*(walk(server, person) for person in people))
+                await asyncio.gather(*(walk(server, person, think) for person in people))
                 seconds = time.perf_counter() - started
                 busy, here = cpu(bot) - busy_before, own_cpu() - here_before
                 await asyncio.sleep(2)  # the last parts of answers, if any
@@ -247,6 +250,7 @@ async def load(database: str, k: int) -> dict[str, Any]:
         reports, distinct = await count_reports(settings)
     return {
         "database": database,
+        "think_seconds": think,
         **summary(people, seconds),
         "seconds": round(seconds, 1),
         "bot_cpu_share": round(busy / seconds, 2),
@@ -256,10 +260,15 @@ async def load(database: str, k: int) -> dict[str, Any]:
         "reports": reports,
         "duplicate_references": reports - distinct,
         "http_429": statuses.get(429, 0),
+        # The machine's load (1 minute) when the run ended: above 2 on these 2 cores, other
+        # work shared them.
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
-async def under_broadcast(database: str, recipients: int, people: int) -> dict[str, Any]:
+async def under_broadcast(
+    database: str, recipients: int, people: int, think: float
+) -> dict[str, Any]:
     """People walk the journey while an alert goes to `recipients`."""
     limits = FloodLimits(replies_exempt_seconds=EXEMPT_SECONDS, private_chat_burst=BURST)
     async with fresh_database(database) as settings:
@@ -294,7 +303,7 @@ async def under_broadcast(database: str, recipients: int, people: int) -> dict[s
                         Person(FIRST_PERSON + wave * people + index) for index in range(people)
                     ]
                     walkers.extend(group)
-                    await asyncio.gather(*(walk(server, person) for person in group))
+                    await asyncio.gather(*(walk(server, person, think) for person in group))
                     wave += 1
                 await server.wait_until(lambda: alerts_sent() >= recipients, 2 * WAIT)
             finally:
@@ -321,6 +330,7 @@ async def under_broadcast(database: str, recipients: int, people: int) -> dict[s
         "database": database,
         "recipients": recipients,
         "people_per_wave": people,
+        "think_seconds": think,
         "answers": answered,
         "alert_messages_per_second": round(rate, 2),
         "alert_fraction_of_limit": round(rate / limits.overall_per_second, 3),
@@ -328,10 +338,15 @@ async def under_broadcast(database: str, recipients: int, people: int) -> dict[s
         "alert_duplicates": sum(count - 1 for count in per_chat.values() if count > 1),
         "alert_outbox_rows": statuses,
         "alert_seconds": round(span, 1),
+        # The machine's load (1 minute) when the run ended: above 2 on these 2 cores, other
+        # work shared them.
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
-async def run(databases: list[str], ks: list[int], recipients: int, people: int) -> dict[str, Any]:
+async def run(
+    databases: list[str], ks: list[int], recipients: int, people: int, think: float = 0.0
+) -> dict[str, Any]:
     results: dict[str, Any] = {
         "setup": {
             "journey_inputs": len(JOURNEY),
@@ -339,18 +354,20 @@ async def run(databases: list[str], ks: list[int], recipients: int, people: int)
             f"{BURST} (at most {BURST} in any {BURST} s), 20/min per group, 30/s overall for "
             f"chats that did not write in the last {EXEMPT_SECONDS:g} s",
             "bot": "sicherheitsbot run (polling) in its own process",
+            "think_seconds": think,
+            "load_average": [round(value, 2) for value in os.getloadavg()],
         },
         "load": [],
         "broadcast": [],
     }
     for database in databases:
         for k in ks:
-            results["load"].append(await load(database, k))
+            results["load"].append(await load(database, k, think))
         if recipients:
-            results["broadcast"].append(await under_broadcast(database, recipients, people))
+            results["broadcast"].append(await under_broadcast(database, recipients, people, think))
     results["summary"] = {
         "load": [
-            {key: item[key] for key in ("database", "people", "inputs_per_second",
+            {key: item[key] for key in ("database", "people", "think_seconds", "inputs_per_second",
                                         "latency_p50_ms", "latency_p95_ms", "reports",
                                         "duplicate_references", "people_with_errors")}
             for item in results["load"]
