@@ -8,7 +8,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
-from bot.web import health, views
+from bot.web import alerts, health, views
 from bot.web.metrics import metrics_view
 
 STATIC = Path(__file__).parent / "static"
@@ -36,6 +36,12 @@ def setup_console_routes(app: web.Application) -> None:
     add.add_post("/console/reports/{reference}/status", views.set_status)
     add.add_post("/console/reports/{reference}/reply", views.reply)
     add.add_get("/console/media/{sha256}", views.media_file)
+    add.add_get("/console/alerts", alerts.alerts_page)
+    add.add_get("/console/alerts/new", alerts.compose_page)
+    add.add_get("/console/alerts/reach.json", alerts.reach)
+    add.add_post("/console/alerts", alerts.send)
+    add.add_post("/console/alerts/{id}/cancel", alerts.cancel)
+    add.add_get("/console/alerts/{id}/cap.xml", alerts.cap)
     add.add_static("/console/static/app", STATIC)
     add.add_static("/console/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     add.add_static("/console/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from bot.core.i18n import Content, ContentError
+from bot.storage.alert_board import RECEIPTS
 from bot.storage.console import HISTORY_ACTIONS
 from bot.web.sheet import SECTIONS
 
@@ -20,6 +21,7 @@ USES = (
 BUILT = (
     *(f"console.section_{key}" for key in (*SECTIONS, "contact", "files", "history", "triage")),
     *(f"console.history_{action}" for action in HISTORY_ACTIONS),
+    *(f"console.receipt_{key}" for key in RECEIPTS),
 )
 
 
