@@ -11,6 +11,7 @@ from bot.core.i18n import Content, ContentError
 from bot.storage.alert_board import RECEIPTS
 from bot.storage.console import HISTORY_ACTIONS
 from bot.web.sheet import SECTIONS
+from bot.web.statistics import FIGURES, SHOWN
 
 HERE = Path(__file__).parent
 USES = (
@@ -22,6 +23,8 @@ BUILT = (
     *(f"console.section_{key}" for key in (*SECTIONS, "contact", "files", "history", "triage")),
     *(f"console.history_{action}" for action in HISTORY_ACTIONS),
     *(f"console.receipt_{key}" for key in RECEIPTS),
+    *(f"console.figure_{key}" for key in FIGURES),
+    *(f"console.number_{key}" for key in SHOWN),
 )
 
 
