@@ -8,7 +8,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
-from bot.web import alerts, health, statistics, views
+from bot.web import admin, alerts, health, statistics, views
 from bot.web.metrics import metrics_view
 
 STATIC = Path(__file__).parent / "static"
@@ -44,6 +44,10 @@ def setup_console_routes(app: web.Application) -> None:
     add.add_get("/console/alerts/{id}/cap.xml", alerts.cap)
     add.add_get("/console/statistics", statistics.statistics_page)
     add.add_get("/console/statistics/{figure}.csv", statistics.statistics_csv)
+    add.add_get("/console/admin", admin.coordinators_page)
+    add.add_post("/console/admin/coordinators", admin.change_coordinator)
+    add.add_get("/console/admin/audit", admin.audit_page)
+    add.add_get("/console/admin/audit.csv", admin.audit_csv)
     add.add_static("/console/static/app", STATIC)
     add.add_static("/console/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     add.add_static("/console/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)
