@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.alerts import count_recipients, status_counts
-from bot.storage.models import Broadcast, OutboxMessage, utcnow
+from bot.storage.models import AlertTemplate, Broadcast, OutboxMessage, utcnow
 
 LIST_LIMIT = 50
 # What a receipt can say, in the order the console shows it.
@@ -124,3 +124,12 @@ async def alert(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
 
 async def alerts_count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Broadcast)) or 0)
+
+
+async def templates(session: AsyncSession) -> list[AlertTemplate]:
+    """The saved alert templates, by name."""
+    return list((await session.scalars(select(AlertTemplate).order_by(AlertTemplate.name))).all())
+
+
+async def template(session: AsyncSession, template_id: int) -> AlertTemplate | None:
+    return await session.get(AlertTemplate, template_id)

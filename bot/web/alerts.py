@@ -108,7 +108,7 @@ def _options(request: web.Request, visit: Visit) -> dict[str, Any]:
     }
 
 
-def _compose(
+async def _compose(
     request: web.Request,
     visit: Visit,
     draft: Draft,
@@ -119,17 +119,26 @@ def _compose(
     urgent: bool = False,
     count: int = 0,
 ) -> web.Response:
+    async with _console(request).runtime.sessions() as session:
+        saved = await alert_board.templates(session)
     return page(request, "alert_compose.html", visit.language, status, visit=visit,
                 draft=draft, problems=problems, preview=preview, urgent=urgent,
-                count=count, nonce=door.nonce(), **_options(request, visit))  # fmt: skip
+                count=count, nonce=door.nonce(), templates=saved,
+                **_options(request, visit))  # fmt: skip
 
 
 @coordinators_only
 async def compose_page(request: web.Request, visit: Visit) -> web.Response:
+    """An empty alert, or one started from a template (`?template=ID`)."""
     draft = Draft()
+    chosen = row_id(request.query.get("template", "")[:20])
     async with _console(request).runtime.sessions() as session:
+        found = await alert_board.template(session, chosen) if chosen else None
+        if found is not None:
+            draft.topic = found.topic
+            draft.texts = {str(lang): str(text) for lang, text in found.texts.items()}
         count = await alert_board.reach(session, Audience(draft.topic))
-    return _compose(request, visit, draft, count=count)
+    return await _compose(request, visit, draft, count=count)
 
 
 def _audience(values: Any) -> Audience:
@@ -190,15 +199,17 @@ async def send(request: web.Request, visit: Visit) -> web.StreamResponse:
     nonce = str(form.get("nonce", ""))
     problems = _problems(request, visit, draft)
     if problems:
-        return _compose(request, visit, draft, status=400, problems=problems)
+        return await _compose(request, visit, draft, status=400, problems=problems)
     texts = await _preview(request, visit, draft, nonce)
     if not await _at_preview(request, visit):  # the bot refused an answer: say which
-        return _compose(request, visit, draft, status=400, problems=tuple(texts))
+        return await _compose(request, visit, draft, status=400, problems=tuple(texts))
     async with _console(request).runtime.sessions() as session:
         count = await alert_board.reach(session, _audience(form))
     urgent = draft.severity == "urgent" and action == "send"
     if action not in ("send", "send_urgent") or urgent:
-        return _compose(request, visit, draft, preview=tuple(texts), urgent=urgent, count=count)
+        return await _compose(
+            request, visit, draft, preview=tuple(texts), urgent=urgent, count=count
+        )
     done = await door.act(_console(request).runtime.core, visit.user, f"{nonce}-send",
                           choice="bcp:send")  # fmt: skip
     return await _acted(request, visit, done)

@@ -8,7 +8,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
-from bot.web import admin, alerts, health, statistics, views
+from bot.web import admin, alert_templates, alerts, health, statistics, views
 from bot.web.metrics import metrics_view
 
 STATIC = Path(__file__).parent / "static"
@@ -42,6 +42,10 @@ def setup_console_routes(app: web.Application) -> None:
     add.add_post("/console/alerts", alerts.send)
     add.add_post("/console/alerts/{id}/cancel", alerts.cancel)
     add.add_get("/console/alerts/{id}/cap.xml", alerts.cap)
+    add.add_get("/console/templates", alert_templates.templates_page)
+    add.add_post("/console/templates", alert_templates.save)
+    add.add_get("/console/templates/{id}", alert_templates.edit_page)
+    add.add_post("/console/templates/{id}/delete", alert_templates.delete)
     add.add_get("/console/statistics", statistics.statistics_page)
     add.add_get("/console/statistics/{figure}.csv", statistics.statistics_csv)
     add.add_get("/console/admin", admin.coordinators_page)
