@@ -143,3 +143,47 @@ async def test_every_figure_on_the_statistics_page_is_the_databases_count(
     await page.goto(console_site.url("/console/statistics?since=gestern"))
     await expect(page.locator("#problems")).to_contain_text("Ein Datum war nicht lesbar")
     await expect(page.locator("#number-reports")).to_have_text(str(reports))
+
+
+async def test_the_annual_summary_gives_the_years_figures_by_group_and_as_pdf(
+    console_site: ConsoleSite, runtime: Runtime, page: Page, tmp_path: Path
+) -> None:
+    await the_partnerships_week(runtime, tmp_path)
+    await log_in(page, console_site)
+    await page.click("#nav-statistics")
+    await page.click("#annual-link")
+    year = utcnow().astimezone(TZ).year
+    await expect(page.locator("#annual-title")).to_contain_text(f"das Jahr {year} in Zahlen")
+
+    async def row(selector: str) -> list[str]:
+        cells = page.locator(f"{selector} td.value")
+        return [text.strip() for text in await cells.all_inner_texts()]
+
+    expected_total = [
+        str((await sql(runtime, SINGLE[key]))[0][0])
+        for key in ("reports", "passed_to_police", "people", "people_reached", "understood")
+    ]
+    assert await row("#annual-total") == expected_total
+    # By group: the taxi drivers sent nothing, both were reached, one pressed "Understood";
+    # the truck drivers sent the two reports from Köln, one went to the police.
+    taxis = page.locator("#annual tbody tr", has_text="Taxi / Mietwagen")
+    assert [t.strip() for t in await taxis.locator("td.value").all_inner_texts()] == [
+        "0", "0", "2", "2", "1",
+    ]  # fmt: skip
+    trucks = page.locator("#annual tbody tr", has_text="Lkw-Fahrer/in")
+    assert [t.strip() for t in await trucks.locator("td.value").all_inner_texts()] == [
+        "2", "1", "2", "0", "0",
+    ]  # fmt: skip
+    await expect(page.locator("#annual-alerts")).to_have_text("Gesendete Warnungen: 1")
+
+    answer = await page.request.get(console_site.url(f"/console/annual.pdf?year={year}"))
+    assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+    assert (await answer.body()).startswith(b"%PDF-")
+
+    # Last year: nothing yet; a year that cannot be: a plain sentence, this year.
+    await page.select_option('select[name="year"]', str(year - 1))
+    await page.click("#apply-year")
+    assert await row("#annual-total") == ["0", "0", "0", "0", "0"]
+    await page.goto(console_site.url("/console/annual?year=1900"))
+    await expect(page.locator("#problems")).to_contain_text("keine Zahlen")
+    assert await row("#annual-total") == expected_total

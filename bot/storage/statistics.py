@@ -191,3 +191,126 @@ async def picture(session: AsyncSession, period: Period, tz: tzinfo) -> Picture:
         **await _alerts(session, period),
         **await _people(session),
     )
+
+
+# -- the annual summary -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupYear:
+    """One group's (a role's) year: reports its people sent and how many went to the
+    police, how many of its people had signed up by the year's end, how many an alert
+    reached, and how many alerts they confirmed with "understood"."""
+
+    group: str
+    reports: int = 0
+    passed_to_police: int = 0
+    people: int = 0
+    reached: int = 0
+    understood: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Year:
+    """The figures a partnership reports once a year, by group and in total."""
+
+    year: int
+    groups: list[GroupYear]
+    total: GroupYear
+    alerts_sent: int
+    alerts_by_topic: Counts
+
+
+def year_period(year: int, tz: tzinfo) -> Period:
+    return Period(datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz))
+
+
+async def _police(session: AsyncSession, references: list[str]) -> set[str]:
+    """Which of these reports were passed to the police at some point (now or before)."""
+    found = set(
+        (
+            await session.scalars(
+                select(Report.reference).where(
+                    Report.reference.in_(references), Report.status == POLICE
+                )
+            )
+        ).all()
+    )
+    changes = await session.execute(
+        select(AuditEntry.subject, AuditEntry.details).where(
+            AuditEntry.action == "report_status", AuditEntry.subject.in_(references)
+        )
+    )
+    found |= {ref for ref, details in changes.all()
+              if isinstance(details, dict) and details.get("status") == POLICE}  # fmt: skip
+    return found
+
+
+async def annual(session: AsyncSession, year: int, tz: tzinfo) -> Year:
+    """The year's figures by group (the reporter's role; "unknown" for a reporter who has
+    erased themselves)."""
+    period = year_period(year, tz)
+    reports = (
+        await session.execute(
+            select(Report.reference, User.role)
+            .outerjoin(User, User.id == Report.user_id)
+            .where(*period.where(Report.created_at))
+        )
+    ).all()
+    police = await _police(session, [reference for reference, _role in reports])
+    people = (
+        await session.execute(
+            select(User.role, func.count())
+            .where(
+                User.consent_at.is_not(None), User.consent_at < period.until, User.active.is_(True)
+            )
+            .group_by(User.role)
+        )
+    ).all()
+    chosen = select(Broadcast.id).where(*period.where(Broadcast.send_at))
+    reached = (
+        await session.execute(
+            select(User.role, func.count(func.distinct(User.id)))
+            .join(OutboxMessage, OutboxMessage.user_id == User.id)
+            .where(OutboxMessage.broadcast_id.in_(chosen), OutboxMessage.status == "sent")
+            .group_by(User.role)
+        )
+    ).all()
+    understood = (
+        await session.execute(
+            select(User.role, func.count())
+            .join(Acknowledgement, Acknowledgement.user_id == User.id)
+            .where(Acknowledgement.broadcast_id.in_(chosen))
+            .group_by(User.role)
+        )
+    ).all()
+    topics = (
+        await session.execute(
+            select(Broadcast.topic, func.count(func.distinct(Broadcast.id)))
+            .join(OutboxMessage, OutboxMessage.broadcast_id == Broadcast.id)
+            .where(Broadcast.id.in_(chosen))
+            .group_by(Broadcast.topic)
+        )
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(role: str | None, field: str, value: int) -> None:
+        row = counts.setdefault(role or UNKNOWN, {})
+        row[field] = row.get(field, 0) + int(value)
+
+    for reference, role in reports:
+        add(role, "reports", 1)
+        add(role, "passed_to_police", int(reference in police))
+    for field, rows in (("people", people), ("reached", reached), ("understood", understood)):
+        for role, value in rows:
+            add(role, field, value)
+    groups = [GroupYear(group, **values) for group, values in sorted(counts.items())]
+    total = GroupYear(
+        "",
+        **{
+            field: sum(getattr(row, field) for row in groups)
+            for field in ("reports", "passed_to_police", "people", "reached", "understood")
+        },
+    )
+    by_topic = _sorted(Counter({str(topic): int(n) for topic, n in topics}))
+    return Year(year, groups, total, sum(n for _t, n in by_topic), by_topic)

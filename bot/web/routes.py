@@ -8,7 +8,7 @@ import xstatic.pkg.leaflet
 import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
-from bot.web import admin, alert_templates, alerts, health, statistics, views
+from bot.web import admin, alert_templates, alerts, annual, health, statistics, views
 from bot.web.metrics import metrics_view
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +48,8 @@ def setup_console_routes(app: web.Application) -> None:
     add.add_post("/console/templates/{id}/delete", alert_templates.delete)
     add.add_get("/console/statistics", statistics.statistics_page)
     add.add_get("/console/statistics/{figure}.csv", statistics.statistics_csv)
+    add.add_get("/console/annual", annual.annual_page)
+    add.add_get("/console/annual.pdf", annual.annual_pdf_view)
     add.add_get("/console/admin", admin.coordinators_page)
     add.add_post("/console/admin/coordinators", admin.change_coordinator)
     add.add_get("/console/admin/audit", admin.audit_page)

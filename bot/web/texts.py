@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.core.i18n import Content, ContentError
 from bot.storage.alert_board import RECEIPTS
 from bot.storage.console import HISTORY_ACTIONS
+from bot.web.annual import COLUMNS
 from bot.web.sheet import SECTIONS
 from bot.web.statistics import FIGURES, SHOWN
 
@@ -25,6 +26,7 @@ BUILT = (
     *(f"console.receipt_{key}" for key in RECEIPTS),
     *(f"console.figure_{key}" for key in FIGURES),
     *(f"console.number_{key}" for key in SHOWN),
+    *(f"console.annual_{key}" for key in COLUMNS),
 )
 
 
