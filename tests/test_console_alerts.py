@@ -11,7 +11,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
-from bot.storage.models import Broadcast, User
+from bot.storage.models import Broadcast, DialogueState, User
 from tests.chat import Chat
 from tests.console_fixtures import ConsoleSite, hidden, logged_in
 
@@ -88,6 +88,11 @@ async def test_the_recipient_count_is_the_chats_and_a_preview_sends_nothing(
         status, html = await post(client, console_site, **GOOD, action="preview")
         assert status == 200 and "Planenschlitzer auf der A1" in html and 'id="send"' in html
         assert await stored(runtime) == 0
+        # The preview is not left open in the console's dialogue (it would come back
+        # after the next action there).
+        async with runtime.sessions() as session:
+            flows = (await session.scalars(select(DialogueState.flow))).all()
+        assert "bcp" not in flows
         status, _html = await post(client, console_site, **GOOD, action="send")
     assert await stored(runtime) == 1
     async with runtime.sessions() as session:

@@ -207,6 +207,10 @@ async def send(request: web.Request, visit: Visit) -> web.StreamResponse:
         count = await alert_board.reach(session, _audience(form))
     urgent = draft.severity == "urgent" and action == "send"
     if action not in ("send", "send_urgent") or urgent:
+        # Sending runs the form again from the page: the chat's preview is not left open
+        # (it would be shown again after the coordinator's next action).
+        await door.act(_console(request).runtime.core, visit.user, f"{nonce}-end",
+                       choice="bcp:cancel")  # fmt: skip
         return await _compose(
             request, visit, draft, preview=tuple(texts), urgent=urgent, count=count
         )
