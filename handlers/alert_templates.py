@@ -4,6 +4,8 @@ Polish, that coordinators start an alert from.
 `/alert_template` asks for a new one (name, topic, texts); `/alert_template ID` asks again
 for an existing one and replaces it; `/alert_templates` lists them, each with a delete
 button (`atpx:<id>`). The console sends the same form whole. Every change is audited.
+Neither is in Telegram's command menu (the console is where templates are kept; its
+descriptions would be needed in every language).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ FORM = Form(name="atp", texts="templates", review=False, steps=FORM_STEPS, on_su
 forms.register(router, FORM)
 
 
-@router.command("alert_template")
+@router.command("alert_template", listed=False)
 async def alert_template(context: Context) -> None:
     """A new template, or (with its number) the texts of an existing one anew."""
     raw = context.event.args.strip().lstrip("#")
@@ -68,7 +70,7 @@ async def alert_template(context: Context) -> None:
     await forms.start(context, FORM, {"_id": template_id} if template_id else {})
 
 
-@router.command("alert_templates")
+@router.command("alert_templates", listed=False)
 async def alert_templates(context: Context) -> None:
     """The saved templates, each with a delete button."""
     query = select(AlertTemplate).order_by(AlertTemplate.name)
