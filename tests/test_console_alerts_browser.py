@@ -135,3 +135,9 @@ async def test_a_scheduled_alert_is_cancelled_and_an_urgent_one_asks_twice(
         queued = await session.scalar(select(func.count()).where(OutboxMessage.broadcast_id == 2))
         urgent = await session.get(Broadcast, 2)
     assert queued == 2 and urgent is not None and urgent.severity == "urgent"
+
+    # The list by state: one cancelled, one sent; a state shows its alerts only.
+    await expect(page.locator('#alert-counts a[data-status="cancelled"]')).to_contain_text("1")
+    await page.locator('#alert-counts a[data-status="sent"]').click()
+    await expect(page.locator("#alerts > tbody > tr")).to_have_count(1)
+    await expect(page.locator("#alert-2")).to_be_visible()

@@ -110,20 +110,25 @@ async def alert_row(session: AsyncSession, item: Broadcast) -> AlertRow:
     )
 
 
-async def latest_alerts(session: AsyncSession, limit: int = LIST_LIMIT) -> list[AlertRow]:
-    """The latest alerts, newest first, each with its receipts."""
-    found = (
-        await session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))
-    ).all()
+async def latest_alerts(
+    session: AsyncSession, status: str = "", limit: int = LIST_LIMIT
+) -> list[AlertRow]:
+    """The latest alerts (of one state, when given), newest first, each with its receipts."""
+    query = select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)
+    if status:
+        query = query.where(Broadcast.status == status)
+    found = (await session.scalars(query)).all()
     return [await alert_row(session, item) for item in found]
+
+
+async def alerts_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many alerts are in each state (scheduled, sending, sent, cancelled, expired)."""
+    rows = await session.execute(select(Broadcast.status, func.count()).group_by(Broadcast.status))
+    return {str(status): int(count) for status, count in rows.all()}
 
 
 async def alert(session: AsyncSession, broadcast_id: int) -> Broadcast | None:
     return await session.get(Broadcast, broadcast_id)
-
-
-async def alerts_count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Broadcast)) or 0)
 
 
 async def templates(session: AsyncSession) -> list[AlertTemplate]:

@@ -229,8 +229,10 @@ async def alerts_page(request: web.Request, visit: Visit) -> web.Response:
     """The latest alerts with their receipts; the live part alone when the page polls it."""
     console_ = _console(request)
     content, lang = console_.runtime.content, visit.language
+    state = request.query.get("status", "")[:16]
     async with console_.runtime.sessions() as session:
-        rows = await alert_board.latest_alerts(session)
+        rows = await alert_board.latest_alerts(session, state)
+        counts = await alert_board.alerts_by_status(session)
 
     def when(moment: Any) -> str:
         return content.format_when(lang, moment, console_.tz)
@@ -242,6 +244,9 @@ async def alerts_page(request: web.Request, visit: Visit) -> web.Response:
         "nonce": door.nonce(),
         "receipts": alert_board.RECEIPTS,
         "receipt_key": "console.receipt_",
+        "counts": counts,
+        "state": state,
+        "query_string": request.query_string,
         **{name: dict(content.options(lang, key)) for name, key in LABELS.items()},
     }
     if request.query.get("part") == "live":
