@@ -16,6 +16,7 @@ from bot.storage import statistics
 from bot.storage.statistics import Period, Picture
 from bot.web.auth import Visit
 from bot.web.charts import Chart, bar_chart
+from bot.web.pdf import printable
 from bot.web.views import _console, coordinators_only, page
 
 # figure key -> (the Picture's field, the option list naming its rows; "" = the key itself)
@@ -106,7 +107,9 @@ def figures(request: web.Request, visit: Visit, found: Picture) -> list[Figure]:
             (oid, names.get(oid, unknown if oid == statistics.UNKNOWN else oid), count)
             for oid, count in getattr(found, field)
         )
-        made.append(Figure(key, rows, bar_chart([(label, count) for _i, label, count in rows])))
+        # The chart's labels without emoji: a police PC often has no emoji font.
+        chart = bar_chart([(printable(label), count) for _i, label, count in rows])
+        made.append(Figure(key, rows, chart))
     return made
 
 
