@@ -1,13 +1,23 @@
-"""An alert as an OASIS Common Alerting Protocol 1.2 document (one <info> per language)."""
+"""An alert as an OASIS Common Alerting Protocol 1.2 document (one <info> per language).
+
+For warning systems that ingest it (MoWaS and the like): `<event>` and `<headline>` are
+plain text (the labels from content without their emoji), and each region of the alert is
+an `<area>` with its official codes as `<geocode>`s (`content/areas.yaml`).
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.core.i18n import Content
+from bot.core.i18n import Content, load_yaml
 from bot.storage.models import Broadcast
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -17,6 +27,46 @@ MAPPING = {
     "warning": ("Expected", "Moderate", "Likely"),
     "urgent": ("Immediate", "Severe", "Likely"),
 }
+
+
+# Parts of emoji that are not symbols themselves: variation selectors, "ℹ".
+EMOJI_EXTRAS = frozenset("\ufe0e\ufe0f\u2139")
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """A region as an official area: its name and codes (`content/areas.yaml`)."""
+
+    name: str
+    geocodes: tuple[tuple[str, str], ...]
+
+
+@cache
+def areas(directory: Path) -> dict[str, Area]:
+    """The regions' official areas from `areas.yaml` in the content directory."""
+    raw = load_yaml(directory / "areas.yaml")
+    found = raw.get("areas") if isinstance(raw, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(region): Area(
+            str(entry.get("name", region)),
+            tuple((str(k), str(v)) for k, v in (entry.get("geocodes") or {}).items()),
+        )
+        for region, entry in found.items()
+        if isinstance(entry, dict)
+    }
+
+
+def plain(label: str) -> str:
+    """A label without its emoji ("📦 Ladungsdiebstahl" -> "Ladungsdiebstahl"): symbols,
+    variation selectors and joiners go; "ℹ" (a letter-like symbol) too."""
+    kept = "".join(
+        ch
+        for ch in label
+        if unicodedata.category(ch) not in ("So", "Sk", "Cf") and ch not in EMOJI_EXTRAS
+    )
+    return re.sub(r"\s+", " ", kept).strip()
 
 
 def _when(moment: datetime, tz: ZoneInfo) -> str:
@@ -45,7 +95,8 @@ def cap_document(broadcast: Broadcast, settings: Settings, content: Content) -> 
         info = ET.SubElement(alert, f"{{{CAP_NS}}}info")
         add(info, "language", lang)
         add(info, "category", "Security")
-        add(info, "event", content.label(lang, "alert_topics", broadcast.topic))
+        topic = plain(content.label(lang, "alert_topics", broadcast.topic))
+        add(info, "event", topic)
         add(info, "urgency", urgency)
         add(info, "severity", severity)
         add(info, "certainty", certainty)
@@ -57,13 +108,20 @@ def cap_document(broadcast: Broadcast, settings: Settings, content: Content) -> 
             content.text(
                 lang,
                 "alerts.message_title",
-                severity=content.label(lang, "alert_severity", broadcast.severity),
-                topic=content.label(lang, "alert_topics", broadcast.topic),
+                severity=plain(content.label(lang, "alert_severity", broadcast.severity)),
+                topic=topic,
             ),
         )
         add(info, "description", str(text))
-        area = ET.SubElement(info, f"{{{CAP_NS}}}area")
+        known = areas(content.directory)
         regions = broadcast.regions or [oid for oid, _ in content.options(lang, "regions")]
-        add(area, "areaDesc", ", ".join(content.label(lang, "regions", r) for r in regions))
+        for region in regions:
+            area = ET.SubElement(info, f"{{{CAP_NS}}}area")
+            found = known.get(region)
+            add(area, "areaDesc", found.name if found else content.label(lang, "regions", region))
+            for name, value in found.geocodes if found else ():
+                geocode = ET.SubElement(area, f"{{{CAP_NS}}}geocode")
+                add(geocode, "valueName", name)
+                add(geocode, "value", value)
     ET.indent(alert)
     return bytes(ET.tostring(alert, encoding="utf-8", xml_declaration=True))

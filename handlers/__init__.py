@@ -9,6 +9,7 @@ def routers() -> list[Router]:
     from handlers import (
         access,
         admin,
+        alert_templates,
         alerts,
         broadcast,
         console,
@@ -30,6 +31,7 @@ def routers() -> list[Router]:
         admin.router,
         alerts.router,
         broadcast.router,
+        alert_templates.router,
         settings.router,
         tips.router,
         privacy.router,

@@ -40,6 +40,7 @@ ACCESS = table(
     # Shared state: triage of reports, alerts to many people, the list of coordinators.
     (("/triage", "tri", "trn", "/reports", "rpt", "/reply", "rrp", "rrpf"), COORDINATORS),
     (("/broadcast", "bc", "bcp", "/broadcast_status", "/broadcasts", "bcx"), COORDINATORS),
+    (("/alert_template", "/alert_templates", "atp", "atpx"), COORDINATORS),
     (("/coordinators",), COORDINATORS),
     # The web console's one-time login link.
     (("/console",), COORDINATORS),

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.peers.synapse_fixtures",
     "tests.telegram_fixtures",
     "tests.console_fixtures",
+    "tests.browser_fixtures",
 ]
 
 POSTGRES_URL = os.environ.get("SICHERHEITSBOT_TEST_DATABASE_URL", "")

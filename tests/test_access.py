@@ -44,6 +44,10 @@ STAFF_ONLY = {
     "/broadcast_status",
     "/broadcasts",
     "bcx",
+    "/alert_template",  # alert templates
+    "/alert_templates",
+    "atp",
+    "atpx",
     "/coordinators",
     "/reports",
     "rpt",
@@ -110,6 +114,7 @@ def probes(report_id: int, reference: str, broadcast_id: int) -> dict[str, tuple
             "tri": ("press", f"tri:{report_id}:ack"),
             "ack": ("press", f"ack:{broadcast_id}"),
             "bcx": ("press", f"bcx:{broadcast_id}"),
+            "atpx": ("press", "atpx:1"),
             "alt": ("press", "alt:off"),
             "set": ("press", "set:nothing"),
             "priv": ("press", "priv:keep"),
@@ -120,7 +125,7 @@ def probes(report_id: int, reference: str, broadcast_id: int) -> dict[str, tuple
             "lang": ("press", "lang:de"),
         }
     )
-    for flow in ("onb", "rep", "repd", "trn", "rrpf", "alf", "setf", "bc"):
+    for flow in ("onb", "rep", "repd", "trn", "rrpf", "alf", "setf", "bc", "atp"):
         found[flow] = ("flow", f"{flow}:~cancel")
     return found
 

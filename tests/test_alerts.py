@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ import pytest
 import xmlschema
 from sqlalchemy import func, select
 
-from bot.cap import cap_document
+from bot.cap import areas, cap_document
 from bot.config import Settings
 from bot.core.events import Reply
 from bot.delivery.outbox import OutboxWorker
@@ -349,7 +350,22 @@ async def test_cap_export_validates_against_cap_1_2(runtime: Runtime, settings: 
     schema.validate(document.decode())
     text = document.decode()
     assert "<severity>Severe</severity>" in text and "<urgency>Immediate</urgency>" in text
-    assert "<language>en</language>" in text and "Köln, Düsseldorf" in text
+    assert "<language>en</language>" in text
+    # For warning systems (MoWaS): plain-text event names, each region an area with its
+    # official regional key (content/areas.yaml).
+    assert "<event>Taxi</event>" in text and "<headline>Dringend · Taxi</headline>" in text
+    assert "<headline>Urgent · Taxi</headline>" in text
+    assert not any(unicodedata.category(ch) == "So" for ch in text)
+    assert text.count("<areaDesc>Regierungsbezirk Köln</areaDesc>") == 2  # de and en
+    assert "<valueName>ARS</valueName>\n        <value>053000000000</value>" in text
+    assert "<value>051000000000</value>" in text
+
+
+def test_every_region_has_its_area_for_cap(runtime: Runtime) -> None:
+    known = areas(runtime.content.directory)
+    for lang in runtime.content.languages:
+        assert {oid for oid, _ in runtime.content.options(lang, "regions")} == set(known)
+    assert all(area.geocodes for region, area in known.items() if region != "outside")
 
 
 def test_cap_export_command(settings: Settings, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 import xmlschema
 from sqlalchemy import select
 
-from bot.cap import cap_document
+from bot.cap import cap_document, plain
 from bot.config import BotSettings, Settings
 from bot.core.events import Event, Reply
 from bot.core.i18n import LANGUAGES, Content
@@ -303,18 +303,22 @@ async def test_the_cap_export_keeps_cyrillic_and_diacritics_in_one_info_per_lang
     assert list(by_language) == ["de", "uk", "ro"]
     for lang, info in by_language.items():
         assert info.findtext("cap:description", namespaces=namespace) == texts[lang]
+        # For warning systems: plain text, and the region by its official name and key.
         headline = runtime.content.text(
             lang,
             "alerts.message_title",
-            severity=runtime.content.label(lang, "alert_severity", "warning"),
-            topic=runtime.content.label(lang, "alert_topics", "cargo_theft"),
+            severity=plain(runtime.content.label(lang, "alert_severity", "warning")),
+            topic=plain(runtime.content.label(lang, "alert_topics", "cargo_theft")),
         )
         assert info.findtext("cap:headline", namespaces=namespace) == headline
         area = info.findtext("cap:area/cap:areaDesc", namespaces=namespace)
-        assert area == runtime.content.label(lang, "regions", "koeln")
+        assert area == "Regierungsbezirk Köln"
+        code = info.findtext("cap:area/cap:geocode/cap:value", namespaces=namespace)
+        assert code == "053000000000"
     assert by_language["uk"].findtext("cap:headline", namespaces=namespace) == (
-        "⚠️ Попередження · 📦 Крадіжка вантажу"
+        "Попередження · Крадіжка вантажу"
     )
+    assert by_language["uk"].findtext("cap:event", namespaces=namespace) == "Крадіжка вантажу"
 
 
 # -- Telegram and Matrix -----------------------------------------------------------------------

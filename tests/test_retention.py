@@ -32,6 +32,7 @@ from bot.runtime import Runtime
 from bot.scheduler import BotScheduler
 from bot.storage import db, repos, retention
 from bot.storage.models import (
+    AlertTemplate,
     AuditEntry,
     Base,
     Broadcast,
@@ -550,6 +551,21 @@ async def test_alerts_go_delivery_days_after_they_expired_without_their_author(
     assert kept is not None and kept.created_by is None
     await purge(runtime, now=utcnow() + timedelta(days=days + 1))
     assert await count(runtime, Broadcast) == 0
+
+
+async def test_alert_templates_stay_without_their_author(runtime: Runtime) -> None:
+    leitstelle = Chat(runtime.core, "leitstelle")
+    await leitstelle.send("/alert_template")
+    await leitstelle.send("Planenschlitzer A1")
+    await leitstelle.press("Ladungsdiebstahl")
+    await leitstelle.send("Serie aufgeschlitzter Planen auf Rastplätzen der A1.")
+    await leitstelle.press("Überspringen")  # English
+    await leitstelle.press("Überspringen")  # Polish
+    assert "Vorlage „Planenschlitzer A1“ ist gespeichert." in leitstelle.screen
+    await erase(leitstelle)
+    async with runtime.sessions() as session:
+        kept = (await session.scalars(select(AlertTemplate))).all()
+    assert [(t.name, t.updated_by) for t in kept] == [("Planenschlitzer A1", None)]
 
 
 async def test_the_job_store_holds_ids_not_texts(runtime: Runtime, scheduler: BotScheduler) -> None:

@@ -19,6 +19,7 @@ from bot.storage.models import (
     AuditEntry,
     ConsoleLogin,
     ConsoleSession,
+    DialogueState,
     Media,
     MediaLink,
     OutboxMessage,
@@ -211,6 +212,17 @@ async def report_file(session: AsyncSession, sha256: str) -> Media | None:
             ),
         )
     )
+
+
+async def open_flow(session: AsyncSession, user_id: int, chat_id: str) -> str:
+    """The dialogue a person has open in a chat ("" for none): whether a form sent whole
+    reached its preview."""
+    found = await session.scalar(
+        select(DialogueState.flow).where(
+            DialogueState.user_id == user_id, DialogueState.chat_id == chat_id
+        )
+    )
+    return found or ""
 
 
 async def outbox_by_status(session: AsyncSession) -> dict[str, int]:

@@ -342,3 +342,19 @@ class ReportRead(Base):
         ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
     )
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertTemplate(Base):
+    """A saved alert text per topic ("tarpaulin slashing series on the A1"), in German and
+    optionally English and Polish, that coordinators start an alert from."""
+
+    __tablename__ = "alert_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    topic: Mapped[str] = mapped_column(String(32))
+    # {language: text}, as a broadcast's texts.
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Who saved it last (a coordinator's user id; no personal content).
+    updated_by: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

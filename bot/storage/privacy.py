@@ -18,6 +18,7 @@ from sqlalchemy import Text, cast, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import (
+    AlertTemplate,
     AuditEntry,
     Broadcast,
     ConversationEntry,
@@ -157,6 +158,9 @@ async def erase_user(session: AsyncSession, user: User, mode: str) -> dict[str, 
     )
     await session.execute(
         update(Broadcast).where(Broadcast.created_by == user.id).values(created_by=None)
+    )
+    await session.execute(
+        update(AlertTemplate).where(AlertTemplate.updated_by == user.id).values(updated_by=None)
     )
     await session.delete(user)
     await session.flush()

@@ -46,6 +46,8 @@ class Visit:
     csrf: str
     language: str
     flash: tuple[str, ...]
+    # An admin of the deployment (named in the config): the admin pages are theirs.
+    admin: bool = False
 
     @property
     def identity(self) -> str:
@@ -120,7 +122,8 @@ async def visit_for(core: Core, request: web.Request, take_flash: bool) -> Visit
         # The console is a coordinator's desk: in their language when it has the
         # coordinators' texts, else in the deployment's default.
         language = core.content.coordinator_language(row.language or user.language)
-    return Visit(user, secret, row.csrf, language, flash)
+    admin = core.is_admin(user.transport, user.platform_id)
+    return Visit(user, secret, row.csrf, language, flash, admin)
 
 
 async def remember_flash(core: Core, visit: Visit, texts: list[str]) -> None:

@@ -99,3 +99,44 @@ def _heading(pdf: FPDF, title: str) -> None:
     pdf.set_font("Noto", "B", 12)
     pdf.cell(0, 7, printable(title), new_x="LMARGIN", new_y="NEXT", border="B")
     pdf.ln(1)
+
+
+def annual_pdf(title: str, columns: list[str], rows: list[list[str]],
+               extra: list[tuple[str, list[tuple[str, str]]]], footer: str) -> bytes:  # fmt: skip
+    """The annual summary on one A4 page (landscape): a table by group with its total row
+    last, then smaller tables (`extra`: a heading and label/value lines)."""
+    pdf = FPDF(orientation="L", format="A4", unit="mm")
+    pdf.set_auto_page_break(auto=True, margin=14)
+    pdf.add_font("Noto", "", str(FONT), variations={"wght": 400.0})
+    pdf.add_font("Noto", "B", str(FONT), variations={"wght": 700.0})
+    pdf.set_title(printable(title))
+    pdf.add_page()
+    pdf.set_margins(16, 14, 16)
+    pdf.set_font("Noto", "B", 16)
+    pdf.multi_cell(0, 8, printable(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    first = 75.0
+    width = (pdf.w - pdf.l_margin - pdf.r_margin - first) / max(1, len(columns) - 1)
+    pdf.set_font("Noto", "B", 9)
+    for index, column in enumerate(columns):
+        pdf.cell(first if index == 0 else width, 7, printable(column), border="B",
+                 align="L" if index == 0 else "R")  # fmt: skip
+    pdf.ln()
+    for number, row in enumerate(rows):
+        pdf.set_font("Noto", "B" if number == len(rows) - 1 else "", 10)
+        for index, value in enumerate(row):
+            pdf.cell(first if index == 0 else width, 6, printable(value),
+                     border="T" if number == len(rows) - 1 else 0,
+                     align="L" if index == 0 else "R")  # fmt: skip
+        pdf.ln()
+    for heading, lines in extra:
+        _heading(pdf, heading)
+        pdf.set_font("Noto", "", 10)
+        for label, value in lines:
+            pdf.cell(first, 6, printable(label))
+            pdf.cell(width, 6, value, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_y(-16)
+    pdf.set_font("Noto", "", 8)
+    pdf.cell(0, 5, printable(footer), align="C")
+    return bytes(pdf.output())

@@ -8,8 +8,11 @@ import re
 from pathlib import Path
 
 from bot.core.i18n import Content, ContentError
+from bot.storage.alert_board import RECEIPTS
 from bot.storage.console import HISTORY_ACTIONS
+from bot.web.annual import COLUMNS
 from bot.web.sheet import SECTIONS
+from bot.web.statistics import FIGURES, SHOWN
 
 HERE = Path(__file__).parent
 USES = (
@@ -20,6 +23,10 @@ USES = (
 BUILT = (
     *(f"console.section_{key}" for key in (*SECTIONS, "contact", "files", "history", "triage")),
     *(f"console.history_{action}" for action in HISTORY_ACTIONS),
+    *(f"console.receipt_{key}" for key in RECEIPTS),
+    *(f"console.figure_{key}" for key in FIGURES),
+    *(f"console.number_{key}" for key in SHOWN),
+    *(f"console.annual_{key}" for key in COLUMNS),
 )
 
 

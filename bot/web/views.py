@@ -32,6 +32,8 @@ STATUSES = ("ack", "police", "closed")
 # Shown or played in the page, when their type says they are what their kind says.
 INLINE_KINDS = {"photo": "image/", "video": "video/", "voice": "audio/"}
 NOT_PAGES = ("/console/media/", "/console/map.json")
+# Downloads and what a page fetches: they show no page, so they take no flash.
+NOT_PAGE_ENDINGS = (".json", ".xml", ".csv", ".pdf", ".svg")
 
 
 @dataclass
@@ -79,7 +81,9 @@ def coordinators_only(view: View) -> Callable[[web.Request], Awaitable[web.Strea
     async def guarded(request: web.Request) -> web.StreamResponse:
         # A page shows what the last actions answered; a POST, a poll or a file does not.
         whole_page = request.method == "GET" and not (
-            request.query.get("part") or request.path.startswith(NOT_PAGES)
+            request.query.get("part")
+            or request.path.startswith(NOT_PAGES)
+            or request.path.endswith(NOT_PAGE_ENDINGS)
         )
         visit = await auth.visit_for(_console(request).runtime.core, request, whole_page)
         if visit is None:

@@ -292,6 +292,10 @@ class _Run:
                 if step.key in state.answers or not step.applies(state.answers):
                     continue
                 raw = fields.get(step.key, "").strip()
+                if not raw and step.kind is Input.MULTI:
+                    # Nothing ticked: what "Done" with nothing ticked stores in the chat.
+                    state.answers[step.key] = self.checked(step, [])
+                    continue
                 if not raw:
                     if not (step.optional or step.unknown):
                         raise Invalid("form.required")

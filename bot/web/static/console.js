@@ -27,3 +27,45 @@ document.querySelectorAll("select.autosubmit").forEach(function (select) {
   }
   window.setTimeout(refresh, every);
 })();
+
+// Composing an alert: each text's length against the limit as it is typed; the number of
+// recipients as the audience changes; after any change the preview is stale, so "Send"
+// waits for a new preview.
+(function () {
+  var form = document.getElementById("compose");
+  if (!form) { return; }
+  form.querySelectorAll("textarea.counted").forEach(function (area) {
+    var counter = document.getElementById("counter-" + area.lang);
+    var limit = Number(area.dataset.limit);
+    function count() {
+      var length = area.value.length;
+      counter.textContent = counter.dataset.template.replace("{count}", String(length));
+      counter.classList.toggle("over", length > limit);
+      area.classList.toggle("over", length > limit);
+    }
+    area.addEventListener("input", count);
+    count();
+  });
+  var audience = document.getElementById("audience");
+  var reach = document.getElementById("reach");
+  function recount() {
+    var query = new URLSearchParams();
+    audience.querySelectorAll("select, input:checked").forEach(function (field) {
+      query.append(field.name, field.value);
+    });
+    fetch(audience.dataset.src + "?" + query.toString(), { credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (found) {
+        if (found) { reach.textContent = found.text; reach.dataset.count = String(found.count); }
+      })
+      .catch(function () { /* try again at the next change */ });
+  }
+  audience.addEventListener("change", recount);
+  function stale() {
+    form.querySelectorAll("#send, #send-urgent").forEach(function (button) {
+      button.disabled = true;
+    });
+  }
+  form.addEventListener("input", stale);
+  form.addEventListener("change", stale);
+})();
