@@ -4,6 +4,8 @@ the report's PDF, and /metrics parsed by prometheus-client."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -432,3 +434,19 @@ async def test_console_in_the_chat_gives_a_link_the_conversation_log_does_not_ke
         logged = (await session.scalars(select(ConversationEntry.text))).all()
     assert any(text == "/console" for text in logged)  # the command itself is kept
     assert not any(token in (text or "") for text in logged), logged
+
+
+async def test_a_csv_export_runs_no_formula_in_a_spreadsheet(
+    console_site: ConsoleSite, runtime: Runtime
+) -> None:
+    planted = '=HYPERLINK("http://127.0.0.1/x","Klick")'
+    async with runtime.sessions() as session:
+        session.add(AuditEntry(action="coordinator_added", subject=planted))
+        await session.commit()
+    client = await logged_in(console_site)  # console:leitstelle, an admin
+    async with client, client.get(console_site.url("/console/admin/audit.csv")) as answer:
+        assert answer.status == 200
+        body = (await answer.read()).decode("utf-8-sig")
+    subjects = [row["subject"] for row in csv.DictReader(io.StringIO(body))]
+    assert "'" + planted in subjects  # shown as the text it is
+    assert planted not in subjects

@@ -142,12 +142,24 @@ async def statistics_page(request: web.Request, visit: Visit) -> web.Response:
                 figure_key="console.figure_", number_key="console.number_")  # fmt: skip
 
 
+# A cell a spreadsheet would run as a formula (OWASP: CSV injection) starts with one of these.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text that would start a formula, quoted as text with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> web.Response:
-    """A CSV download (UTF-8 with a byte-order mark, so spreadsheets read the umlauts)."""
+    """A CSV download (UTF-8 with a byte-order mark, so spreadsheets read the umlauts);
+    no text in it is run as a formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([_cell(value) for value in header])
+    writer.writerows([_cell(value) for value in row] for row in rows)
     return web.Response(
         body=("\ufeff" + buffer.getvalue()).encode("utf-8"),
         content_type="text/csv",
