@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -170,6 +178,10 @@ class WebSettings(Section):
     # without a tile server).
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
+    # Reverse proxies in front of the console (addresses or networks, e.g. ["127.0.0.1"]):
+    # for requests from them, the client is the last address of X-Forwarded-For that is not
+    # one of them (refused logins are counted per client). [] believes no such header.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     @field_validator("listen")
     @classmethod

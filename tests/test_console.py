@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from ipaddress import ip_network
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +18,7 @@ from bot.core import forms
 from bot.runtime import Runtime
 from bot.storage.models import AuditEntry, ConversationEntry, DialogueState, Report, User
 from tests.chat import Chat
-from tests.console_fixtures import ConsoleSite, hidden, logged_in, report_with_photo
+from tests.console_fixtures import COORDINATOR, ConsoleSite, hidden, logged_in, report_with_photo
 from tests.test_report import outbox_for
 
 
@@ -450,3 +451,34 @@ async def test_a_csv_export_runs_no_formula_in_a_spreadsheet(
     subjects = [row["subject"] for row in csv.DictReader(io.StringIO(body))]
     assert "'" + planted in subjects  # shown as the text it is
     assert planted not in subjects
+
+
+async def test_behind_a_trusted_proxy_refusals_count_per_client_not_per_proxy(
+    console_site: ConsoleSite, runtime: Runtime
+) -> None:
+    runtime.settings.web.trusted_proxies = [ip_network("127.0.0.1")]  # nginx on this host
+    login = console_site.url("/console/login")
+
+    async def status(forwarded: str, token: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(
+                login, data={"token": token}, headers=headers, allow_redirects=False
+            ) as answer,
+        ):
+            return answer.status
+
+    for attempt in range(10):  # someone guessing links, through the proxy
+        assert await status("203.0.113.7", f"guess{attempt}") == 403
+    assert await status("203.0.113.7", "guess") == 429
+    # Putting another address in front of their own does not get them out.
+    assert await status("198.51.100.1, 203.0.113.7", "guess") == 429
+    # Everyone else behind the same proxy still logs in.
+    good = console_site.link(COORDINATOR).rsplit("/", 1)[1]
+    assert await status("198.51.100.1", good) == 303
+    # Without trusted proxies the header is believed from no one: the peer is the client.
+    runtime.settings.web.trusted_proxies = []
+    for attempt in range(10):
+        assert await status(f"192.0.2.{attempt}", f"other{attempt}") == 403
+    assert await status("192.0.2.200", "guess") == 429

@@ -29,6 +29,7 @@ print(json.dumps({
     "token": s.telegram.token is not None and s.telegram.webhook_secret is not None,
     "webhook": [s.telegram.webhook_listen, s.telegram.webhook_port],
     "web": s.web.listen,
+    "console": [s.web.enabled, s.web.public_url, [str(n) for n in s.web.trusted_proxies]],
 }))
 """
 
@@ -79,7 +80,18 @@ def test_the_compose_bots_are_valid_configs_behind_the_proxy(tmp_path: Path) -> 
     values = {"SICHERHEITSBOT_TELEGRAM__TOKEN": "123:COMPOSE", "SICHERHEITSBOT_DATABASE__URL": url}
     for name in spec["secrets"]:
         (tmp_path / name).write_text(values.get(name, "s3cret"))
-    upstream = set(re.findall(r"server 127\.0\.0\.1:(\d+)", (DEPLOY / "nginx.conf").read_text()))
+    nginx = (DEPLOY / "nginx.conf").read_text()
+
+    def upstream_ports(name: str) -> set[str]:
+        block = re.search(rf"upstream {name} \{{(.*?)\n\}}", nginx, re.S)
+        assert block is not None, name
+        return set(re.findall(r"server 127\.0\.0\.1:(\d+)", block.group(1)))
+
+    upstream, console_upstream = (
+        upstream_ports("sicherheitsbot"),
+        upstream_ports("sicherheitsbot_console"),
+    )
+    assert "location /console/" in nginx and "proxy_pass http://sicherheitsbot_console;" in nginx
     proxy_mounts = services["proxy"]["volumes"]
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in proxy_mounts
     postgres = services["postgres"]
@@ -99,4 +111,7 @@ def test_the_compose_bots_are_valid_configs_behind_the_proxy(tmp_path: Path) -> 
         assert shown["mode"] == "webhook" and shown["token"]
         seen_ports.add(str(shown["webhook"][1]))
         seen_listen.add(shown["web"])
+        # The console behind nginx on this host, whose X-Forwarded-For the bot believes.
+        assert shown["console"] == [True, "https://bot.example.org", ["127.0.0.1/32"]]
     assert seen_ports == upstream and len(seen_listen) == len(BOTS)
+    assert {listen.rsplit(":", 1)[1] for listen in seen_listen} == console_upstream

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hmac
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -81,8 +82,31 @@ class LoginGuard:
         return found
 
 
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+def client_address(request: web.Request, proxies: Sequence[IPv4Network | IPv6Network]) -> str:
+    """Who sent the request: its peer, or behind one of `proxies` (`web.trusted_proxies`)
+    the last address of X-Forwarded-For that is not a proxy's (each proxy appends the
+    address it was reached from; what comes before may be forged)."""
+    remote = request.remote or "unknown"
+    if not _proxy(remote, proxies):
+        return remote
+    hops = [
+        hop.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for hop in header.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _proxy(hop, proxies):
+            return hop
+    return hops[0] if hops else remote
+
+
+def _proxy(address: str, proxies: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
 
 def set_session_cookie(response: web.StreamResponse, settings: WebSettings, secret: str) -> None:

@@ -108,7 +108,9 @@ def coordinators_only(view: View) -> Callable[[web.Request], Awaitable[web.Strea
 async def login_page(request: web.Request) -> web.Response:
     """The link from the chat: a button that logs in (a link preview uses nothing up)."""
     lang = _default_language(request)
-    if _console(request).guard.blocked(auth.client_address(request)):
+    console_ = _console(request)
+    proxies = console_.runtime.settings.web.trusted_proxies
+    if console_.guard.blocked(auth.client_address(request, proxies)):
         return page(request, "message.html", lang, 429, message_key="console.too_many")
     return page(request, "login.html", lang, token=request.match_info["token"])
 
@@ -116,7 +118,8 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     """Use the one-time token up and open a session for a coordinator."""
     console_ = _console(request)
-    runtime, address = console_.runtime, auth.client_address(request)
+    runtime = console_.runtime
+    address = auth.client_address(request, runtime.settings.web.trusted_proxies)
     lang = runtime.settings.bot.default_language
     if console_.guard.blocked(address):
         return page(request, "message.html", lang, 429, message_key="console.too_many")
