@@ -482,3 +482,15 @@ async def test_behind_a_trusted_proxy_refusals_count_per_client_not_per_proxy(
     for attempt in range(10):
         assert await status(f"192.0.2.{attempt}", f"other{attempt}") == 403
     assert await status("192.0.2.200", "guess") == 429
+
+
+async def test_a_coordinators_help_names_the_desk_and_a_drivers_does_not(
+    runtime: Runtime,
+) -> None:
+    coordinator, driver = Chat(runtime.core, "leitstelle"), Chat(runtime.core, "driver")
+    for person in (coordinator, driver):
+        await person.onboard()
+        await person.send("/help")
+    for command in ("/reports", "/broadcast", "/broadcasts", "/console"):
+        assert command in coordinator.screen
+        assert command not in driver.screen
