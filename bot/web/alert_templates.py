@@ -10,7 +10,7 @@ from bot.core.events import row_id
 from bot.storage import alert_board
 from bot.web import door
 from bot.web.auth import Visit, remember_flash
-from bot.web.views import _console, coordinators_only, page
+from bot.web.views import _console, coordinators_only, page, path_id
 
 LANGUAGES = ("de", "en", "pl")
 
@@ -34,16 +34,9 @@ async def templates_page(request: web.Request, visit: Visit) -> web.Response:
     return await _page(request, visit, None)
 
 
-def _template_id(request: web.Request) -> int:
-    found = row_id(request.match_info["id"][:20])
-    if not found:
-        raise web.HTTPNotFound()
-    return found
-
-
 @coordinators_only
 async def edit_page(request: web.Request, visit: Visit) -> web.Response:
-    return await _page(request, visit, _template_id(request))
+    return await _page(request, visit, path_id(request))
 
 
 @coordinators_only
@@ -66,6 +59,6 @@ async def delete(request: web.Request, visit: Visit) -> web.StreamResponse:
     runtime = _console(request).runtime
     form = await request.post()
     texts = await door.act(runtime.core, visit.user, str(form.get("nonce", "")),
-                           choice=f"atpx:{_template_id(request)}")  # fmt: skip
+                           choice=f"atpx:{path_id(request)}")  # fmt: skip
     await remember_flash(runtime.core, visit, texts)
     raise web.HTTPSeeOther("/console/templates")

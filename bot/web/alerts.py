@@ -21,7 +21,7 @@ from bot.storage import alert_board, console
 from bot.storage.alert_board import Audience
 from bot.web import door
 from bot.web.auth import Visit, remember_flash
-from bot.web.views import _console, coordinators_only, page
+from bot.web.views import _console, coordinators_only, page, path_id
 
 # The texts the compose page asks for (as the chat asks: the first in the coordinator's
 # language, the others optional).
@@ -254,19 +254,12 @@ async def alerts_page(request: web.Request, visit: Visit) -> web.Response:
     return page(request, "alerts.html", lang, **values)
 
 
-def _alert_id(request: web.Request) -> int:
-    found = row_id(request.match_info["id"][:20])
-    if not found:
-        raise web.HTTPNotFound()
-    return found
-
-
 @coordinators_only
 async def cancel(request: web.Request, visit: Visit) -> web.StreamResponse:
     """The chat's cancel button of a scheduled alert."""
     form = await request.post()
     texts = await door.act(_console(request).runtime.core, visit.user, str(form.get("nonce", "")),
-                           choice=f"bcx:{_alert_id(request)}")  # fmt: skip
+                           choice=f"bcx:{path_id(request)}")  # fmt: skip
     return await _acted(request, visit, texts)
 
 
@@ -274,7 +267,7 @@ async def cancel(request: web.Request, visit: Visit) -> web.StreamResponse:
 async def cap(request: web.Request, visit: Visit) -> web.Response:
     """The alert as an OASIS CAP 1.2 document (what `broadcast export --cap` writes)."""
     runtime = _console(request).runtime
-    broadcast_id = _alert_id(request)
+    broadcast_id = path_id(request)
     async with runtime.sessions() as session:
         item = await alert_board.alert(session, broadcast_id)
         if item is None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from bot.core.events import row_id
 from bot.storage import console, repos
 from bot.storage.db import transaction
 from bot.storage.models import utcnow
@@ -54,6 +55,14 @@ View = Callable[[web.Request, Visit], Awaitable[web.StreamResponse]]
 
 def _console(request: web.Request) -> Console:
     return request.app[CONSOLE]
+
+
+def path_id(request: web.Request) -> int:
+    """The row id in the path (`{id}`); an id that is none: 404."""
+    found = row_id(request.match_info["id"][:20])
+    if not found:
+        raise web.HTTPNotFound()
+    return found
 
 
 def page(
