@@ -196,6 +196,11 @@ def summary(people: list[Person], seconds: float) -> dict[str, Any]:
         "messages_per_input": round(
             sum(person.messages for person in people) / max(1, len(latencies)), 2
         ),
+        # Where the time goes along the journey (people who walked it all).
+        "latency_p95_ms_per_step": [
+            round(percentile(list(step), 0.95) * 1000)
+            for step in zip(*(p.latencies for p in people if not p.errors), strict=True)
+        ],
         "errors": sorted({error for person in people for error in person.errors})[:10],
         "people_with_errors": sum(1 for person in people if person.errors),
     }

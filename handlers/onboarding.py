@@ -124,6 +124,7 @@ FORM = Form(
             "onboarding.privacy",
             options="consent",
             extra=language_switches,
+            stays=True,
         ),
         Step("role", Input.CHOICE, "onboarding.role", options="roles", when=_consented),
         Step("region", Input.CHOICE, "onboarding.region", options="regions", when=_consented),

@@ -85,9 +85,10 @@ def _phone(_context: Context, value: Any) -> str | None:
 
 
 ESSENTIALS = (
-    Step("urgent", Input.CHOICE, "report.q.urgent", options="yes_no", summary=False),
+    Step("urgent", Input.CHOICE, "report.q.urgent", options="yes_no", summary=False,
+         stays=True),
     Step("emergency", Input.CHOICE, "report.q.emergency", options="after_call",
-         title="report.emergency_title", when=_is("urgent", "yes"), summary=False),
+         title="report.emergency_title", when=_is("urgent", "yes"), summary=False, stays=True),
     Step("category", Input.CHOICE, "report.q.category", options="categories",
          text_to="description", infer=infer_category),
     Step("description", Input.TEXT, "report.q.description", optional=True, accept_voice=True),

@@ -7,9 +7,11 @@ that teaches them to recognise the alarm first.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from bot.core.context import Context
 from bot.core.events import Choice, Reply
-from bot.core.i18n import LANGUAGES, Topic
+from bot.core.i18n import LANGUAGES, Content, Topic
 from bot.core.intents import mentions
 from bot.core.router import Router
 from handlers.onboarding import language_switches
@@ -97,15 +99,30 @@ async def pressed(context: Context) -> None:
 
 
 def topic_named(context: Context, text: str) -> str:
-    """The topic whose keyword `text` names (the longest keyword wins), or ""."""
-    best: tuple[int, str] | None = None
-    for lang in (context.lang, *[lang for lang in LANGUAGES if lang != context.lang]):
-        for topic_id in context.content.topic_ids:
-            for keyword in context.content.topic(lang, topic_id).keywords:
-                fits = len(keyword) >= 3 and mentions(text, keyword)
-                if fits and (best is None or len(keyword) > best[0]):
-                    best = (len(keyword), topic_id)
-    return "" if best is None else best[1]
+    """The topic whose keyword `text` names (the longest keyword wins; of equally long
+    ones, the person's language first), or ""."""
+    if not text.strip():
+        return ""
+    for keyword, topic_id in _keywords(context.content, context.lang):
+        if mentions(text, keyword):
+            return topic_id
+    return ""
+
+
+@lru_cache(maxsize=len(LANGUAGES) * 2)
+def _keywords(content: Content, lang: str) -> tuple[tuple[str, str], ...]:
+    """Every keyword of three letters or more with its topic, in the order `topic_named`
+    tries them: the longest first, then `lang`, then the others; then as the content
+    lists them. Built once per language, not for every message."""
+    order = (lang, *[other for other in LANGUAGES if other != lang])
+    found = [
+        (-len(keyword), rank, index, position, keyword, topic_id)
+        for rank, code in enumerate(order)
+        for index, topic_id in enumerate(content.topic_ids)
+        for position, keyword in enumerate(content.topic(code, topic_id).keywords)
+        if len(keyword) >= 3
+    ]
+    return tuple((keyword, topic_id) for *_, keyword, topic_id in sorted(found))
 
 
 @router.text

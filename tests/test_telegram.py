@@ -55,12 +55,30 @@ async def with_buttons(server: BotApiServer, chat: int = USER) -> SentMessage:
     return await server.wait_for_message(chat, lambda m: bool(m.inline_buttons))
 
 
+def turned(message: SentMessage, edits: int) -> bool:
+    """Whether `message` was turned into the next question after its press ("✓ pick" on
+    top, and the question's buttons; a tick alone goes below the text, without buttons)."""
+    edited = len(message.history) > edits
+    return edited and bool(message.inline_buttons) and text_of(message).startswith("✓ ")
+
+
 async def press(
     server: BotApiServer, message: SentMessage, label: str, user: int = USER
 ) -> SentMessage:
-    """Press a button of `message`; return the next message with buttons."""
-    server.press(user, message.message_id, button(message, label), chat_id=message.chat_id)
-    return await with_buttons(server, message.chat_id)
+    """Press a button of `message`; return what shows the next step: the pressed message
+    turned into the next question, or the next new message with buttons."""
+    chat, edits = message.chat_id, len(message.history)
+    start = len(server.messages_to(chat))
+    server.press(user, message.message_id, button(message, label), chat_id=chat)
+    await server.wait_until(
+        lambda: (
+            turned(message, edits)
+            or any(m.inline_buttons for m in server.messages_to(chat)[start:])
+        )
+    )
+    if turned(message, edits):
+        return message
+    return await with_buttons(server, chat)
 
 
 async def onboard(server: BotApiServer, user: int = USER) -> SentMessage:
@@ -514,7 +532,10 @@ async def test_a_restart_mid_dialogue_continues_at_the_same_step_exactly_once(
         role = await with_buttons(server)
         assert text_of(role) == runtime.content.text("de", "onboarding.role")
         region = await press(server, role, "Lkw")
-        assert text_of(region) == runtime.content.text("de", "onboarding.region")
+        assert region is role, "the next question takes the pressed one's place"
+        assert text_of(region) == "✓ 🚚 Lkw-Fahrer/in\n\n" + runtime.content.text(
+            "de", "onboarding.region"
+        )
         await bot.stop()
 
     texts = [text_of(m) for m in server.messages_to(USER)]

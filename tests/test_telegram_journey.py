@@ -203,6 +203,48 @@ async def test_a_stale_press_is_answered_by_its_own_toast(
     assert all("Was haben Sie beobachtet?" in text_of(m) for m in questions)
 
 
+def label(message: SentMessage, part: str) -> str:
+    return next(str(b["text"]) for b in message.inline_buttons if part in str(b["text"]))
+
+
+async def test_a_pressed_question_turns_into_the_next_one_where_the_person_sees_it(
+    bot: Harness, server: BotApiServer
+) -> None:
+    """One edit instead of a tick and a new message (issue 16): Telegram paces new
+    messages at one a second per chat, edits not; the chat stays short."""
+    await bot.start()
+    await onboard(server)
+    server.send_text(USER, "/report")
+    urgent = await with_buttons(server)
+    what = await press(server, urgent, "Nein")
+    # The 110 question stays as it was, its pick below it; the next question comes below.
+    assert what is not urgent and urgent.inline_buttons == []
+    assert "110" in text_of(urgent) and text_of(urgent).endswith("\n\n✓ Nein")
+
+    # Below newer messages a question would change out of sight: there the pick is
+    # ticked, and the next question comes as a new message.
+    server.send_text(USER, "/tips")  # the tips, then the open question once more
+    again = await server.wait_for_message(USER, lambda m: "Was haben Sie" in text_of(m))
+    assert again is not what
+    server.press(USER, what.message_id, button(what, "Ladungsdiebstahl"))
+    words = await server.wait_for_message(USER, lambda m: "In eigenen Worten" in text_of(m))
+    assert text_of(what).endswith("✓ " + label(again, "Ladungsdiebstahl"))
+
+    # On the newest question: one edit, no new message.
+    before, picked = len(server.messages_to(USER)), label(words, "Überspringen")
+    server.press(USER, words.message_id, button(words, "Überspringen"))
+    place = await location_question(server)  # the location keyboard needs a new message
+    assert len(server.messages_to(USER)) == before + 1
+    server.send_location(USER, 51.1435, 7.0267)
+    media = await server.wait_for_message(USER, lambda m: "Foto" in text_of(m))
+    await server.wait_until(lambda: bool(media.inline_buttons))  # added by an edit
+    before = len(server.messages_to(USER))
+    summary = await press(server, media, "Überspringen")
+    assert summary is media and len(server.messages_to(USER)) == before, "no new message"
+    assert text_of(summary).startswith(f"✓ {picked}\n\n") and "prüfen" in text_of(summary)
+    assert place is not media
+
+
 async def test_a_photo_is_downloaded_only_when_a_report_step_wants_it(
     bot: Harness, server: BotApiServer, runtime: Runtime
 ) -> None:

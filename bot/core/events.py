@@ -153,6 +153,11 @@ class Reply:
     # The next page of the message whose button was pressed: Telegram shows it in that
     # message; elsewhere it is a message of its own. Never stored (answers only).
     in_place: bool = False
+    # The question after a pressed choice: Telegram turns the pressed message into it, the
+    # pick shown on top ("✓ No"), when that message is the newest in the chat (one edit,
+    # no new message); elsewhere, and on an older message, it comes below as its own.
+    # Never stored (answers only).
+    next_question: bool = False
     # Carries a one-time secret (a console login link): the conversation log keeps its
     # title only. Never stored either (answers only).
     secret: bool = False

@@ -252,14 +252,24 @@ class TelegramTransport:
             log.debug("answering callback query failed: %s", exc)
 
     async def _in_place(self, query: CallbackQuery, message: Message, reply: Reply) -> bool:
-        """Show `reply` in the pressed message when it is the next page, or the same
-        question with new buttons (a tick set in a multiple choice); False otherwise."""
+        """Show `reply` in the pressed message when it is the next page, the same question
+        with new buttons (a tick set in a multiple choice), or the next question while
+        the pressed message is the newest in the chat (below it, the person would not see
+        it change); False otherwise."""
         if reply.in_place and await self._turn_page(query, message, reply):
             return True
         if same_question(message, reply):
             with contextlib.suppress(TelegramError):
                 await query.edit_message_reply_markup(reply_markup=inline_keyboard(reply.choices))
                 return True
+        private = message.chat.type == ChatType.PRIVATE  # a group's others are not all seen
+        if (
+            private
+            and reply.next_question
+            and self.sender.is_newest(message.chat_id, message.message_id)
+        ):
+            picked = pressed_label(message, query.data or "")
+            return await self._turn_page(query, message, reply, f"✓ {escape(picked)}\n\n")
         return False
 
     @staticmethod
@@ -285,17 +295,22 @@ class TelegramTransport:
         except TelegramError as exc:
             log.debug("showing the pressed choice failed: %s", exc)
 
-    async def _turn_page(self, query: CallbackQuery, message: Message, reply: Reply) -> bool:
-        """Show `reply` in the pressed message (the next page); False when it cannot be."""
+    async def _turn_page(
+        self, query: CallbackQuery, message: Message, reply: Reply, lead: str = ""
+    ) -> bool:
+        """Show `reply` in the pressed message (the next page), after `lead` (HTML); False
+        when it cannot be."""
         parts = render(reply)
         only = parts[0] if len(parts) == 1 else None
         if only is None or only.kind != "text" or not message.text:
             return False
+        if reply.request_location:
+            return False  # the location keyboard comes with a new message only
         if message.chat_id in self.sender.location_keyboards:
             return False  # a new message goes out, and takes that keyboard away
         try:
             await query.edit_message_text(
-                only.html,
+                lead + only.html,
                 parse_mode=ParseMode.HTML,
                 reply_markup=only.markup if isinstance(only.markup, InlineKeyboardMarkup) else None,
                 link_preview_options=NO_PREVIEW,
@@ -306,6 +321,7 @@ class TelegramTransport:
         return True
 
     async def _on_message(self, message: Message, update_id: int) -> None:
+        self.sender.saw(message.chat_id, message.message_id)
         event = await self.inbound.message_event(message, update_id)
         if event is None:
             return

@@ -61,6 +61,7 @@ RETRIES = 3
 # A longer flood wait in the middle of a direct reply is left to the error log.
 MAX_INLINE_WAIT = 60.0
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+NEWEST_KEPT = 100_000
 Send = Callable[[int], Awaitable[Message]]
 
 
@@ -94,6 +95,19 @@ class TelegramSender:
         self.bot: Bot | None = None
         # Private chats that show the "send my location" keyboard (removed by the next message).
         self.location_keyboards: set[int] = set()
+        # The newest message id seen in each chat (the person's or the bot's), in memory:
+        # after a restart a pressed question is ticked and the next one comes below it.
+        self.newest: dict[int, int] = {}
+
+    def saw(self, chat: int, message_id: int) -> None:
+        """A message appeared in the chat."""
+        if len(self.newest) > NEWEST_KEPT and chat not in self.newest:
+            self.newest.clear()  # long-idle chats fall back to a new message; memory stays flat
+        self.newest[chat] = max(self.newest.get(chat, 0), message_id)
+
+    def is_newest(self, chat: int, message_id: int) -> bool:
+        """Whether nothing has been said in the chat since this message."""
+        return self.newest.get(chat) == message_id
 
     # -- the outbox worker's entry point ----------------------------------------------------
 
@@ -272,6 +286,7 @@ class TelegramSender:
                 await asyncio.sleep(0.5 * 2**attempt)
             else:
                 progress.sent += 1
+                self.saw(progress.chat, message.message_id)
                 return message
             attempt += 1
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.core.context import Context
-from bot.core.events import AttachmentKind, Choice, EventKind
+from bot.core.events import AttachmentKind, Choice, EventKind, Reply
 from bot.core.forms import rendering
 from bot.core.forms.model import TYPED, UNKNOWN, Answers, Form, FormState, Input, Invalid, Step
 from bot.core.forms.parsing import parse_typed
@@ -76,6 +76,8 @@ class _Run:
         self.context = context
         self.form = form
         self.state = state
+        # The question whose button this event pressed, if it was the open one.
+        self.pressed: Step | None = None
 
     def save(self) -> None:
         if self.state.mode != "ask":
@@ -92,6 +94,8 @@ class _Run:
         event, state = self.context.event, self.state
         if event.kind is EventKind.CHOICE:
             value = event.choice.removeprefix(f"{self.form.name}:")
+            if state.mode == "ask" and state.step:
+                self.pressed = self.form.step(state.step)
             if value.startswith("~"):
                 await self.control(value[1:])
                 return
@@ -265,7 +269,9 @@ class _Run:
         if self.form.review:
             state.mode, state.step, state.editing = "review", "", False
             self.save()
-            self.context.replies.append(rendering.review(self.context, self.form, answers))
+            self.context.replies.append(
+                self.following(rendering.review(self.context, self.form, answers))
+            )
         else:
             await self.submit("")
 
@@ -351,7 +357,14 @@ class _Run:
         if step.kind is Input.CHOICE and step.text_to:
             self.state.input = "choice_or_text"
         self.save()
-        self.context.replies.append(rendering.question(self.context, self.form, self.state, step))
+        reply = rendering.question(self.context, self.form, self.state, step)
+        self.context.replies.append(self.following(reply))
+
+    def following(self, reply: Reply) -> Reply:
+        """A question or the summary after a press on the open question: it may take that
+        question's place (see `Step.stays`)."""
+        reply.next_question = self.pressed is not None and not self.pressed.stays
+        return reply
 
     async def attach_in_review(self) -> None:
         """A file sent at the summary joins the report's files."""

@@ -65,6 +65,10 @@ class Step:
     section: str = ""
     # More choices shown with the question (e.g. switching the language).
     extra: Callable[[Context], list[Choice]] | None = None
+    # The question stays in the chat once answered by a press, because what it says
+    # matters afterwards (110, the consent); the next question of a step without it takes
+    # its place where the platform can (Telegram edits the pressed message).
+    stays: bool = False
 
     def applies(self, answers: Answers) -> bool:
         return self.when is None or self.when(answers)
