@@ -16,9 +16,6 @@ from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
 from tests.peers.botapi import BotApiServer, FloodLimits
 from tests.telegram_fixtures import TOKEN, Harness
-from tests.test_botapi_server import TOKEN as BOT_TOKEN
-from tests.test_botapi_server import USER as PERSON
-from tests.test_botapi_server import bot_for
 
 
 async def queue_alerts(
@@ -231,28 +228,3 @@ async def test_a_flood_wait_on_an_answer_holds_only_its_chat() -> None:
     await asyncio.wait_for(limiter.acquire("c", bulk=True), 1)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(limiter.acquire("a", bulk=False), 0.3)
-
-
-async def test_a_message_held_on_its_way_keeps_the_next_one_at_a_distance() -> None:
-    """The platform counts arrivals: a message granted on time but held on its way (a busy
-    event loop) must not let the next one arrive right behind it, or Telegram answers 429
-    and holds the chat. Time runs ten times faster here (a second is 0.1 s)."""
-    limits = FloodLimits(private_chat_burst=3, time_scale=10)
-    limiter = ChatLimiter(Limits(30, 1, chat_burst=3, window_seconds=0.1))
-    async with BotApiServer(flood_limits=limits) as server:
-        server.add_bot(BOT_TOKEN)
-        server.add_user(PERSON)
-        async with bot_for(server) as bot:
-
-            async def send(text: str, held: float = 0.0) -> None:
-                await limiter.acquire(str(PERSON), bulk=False)
-                await asyncio.sleep(held)
-                await bot.send_message(PERSON, text)
-                limiter.arrived(str(PERSON))
-
-            for text in ("a", "b", "c"):  # the burst
-                await send(text)
-            await send("d", held=0.08)  # on its way for most of a second
-            await send("e")
-        assert [m.text for m in server.messages_to(PERSON)] == ["a", "b", "c", "d", "e"]
-        assert not [call for call in server.calls if call.status == 429]

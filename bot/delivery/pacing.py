@@ -94,15 +94,6 @@ class SlidingWindow:
         self._granted.append(now)
         self._due = max(self._due, now) + self.interval
 
-    def arrived(self) -> None:
-        """The last granted message has reached the platform by now: count it from now
-        on. A busy event loop may hold a request on its way for a while after its grant,
-        and the platform counts arrivals; the next grant keeps its distance from this one."""
-        now = asyncio.get_running_loop().time()
-        if self._granted:
-            self._granted[-1] = max(self._granted[-1], now)
-        self._due = max(self._due, now + self.interval)
-
     async def acquire(self, urgent: bool = False) -> None:
         """Wait for a grant. Between `ready` returning and `record` nothing awaits, so two
         lanes never grant the same slot."""
@@ -150,11 +141,6 @@ class Burst(SlidingWindow):
         now = asyncio.get_running_loop().time()
         self._tat = max(self._tat, now) + self.interval
 
-    def arrived(self) -> None:
-        # The platform's bucket counts from the arrival: at least one interval on from now.
-        now = asyncio.get_running_loop().time()
-        self._tat = max(self._tat, now + self.interval)
-
 
 def window(rate: float, limits: Limits, span_seconds: float | None = None) -> SlidingWindow:
     """`rate` per second as the platform counts it: whole messages per window, or one
@@ -200,12 +186,6 @@ class ChatLimiter:
                 chat = window(limits.per_chat_per_second, limits)
             self.chats[chat_id] = chat
         return chat
-
-    def arrived(self, chat_id: str) -> None:
-        """A message to the chat reached the platform (its answer came): a request held on
-        its way after its grant (a busy loop, a slow connection) no longer lets the next
-        one arrive too close behind it — a 429 that holds the chat for a second or more."""
-        self._chat(chat_id).arrived()
 
     async def acquire(self, chat_id: str, bulk: bool = True) -> None:
         """Wait until one more message may go to the chat: a bulk one takes a place in the

@@ -258,7 +258,6 @@ class TelegramSender:
             nothing_sent = progress.outbox and progress.sent == 0
             try:
                 message = await send(progress.chat)
-                self.limiter.arrived(str(progress.chat))
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
                 ACTIVITY.flood_wait()
