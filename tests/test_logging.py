@@ -21,7 +21,8 @@ from bot.scheduler import BotScheduler
 from bot.storage.models import ConversationEntry, utcnow
 from tests.peers.botapi import BotApiServer, SentMessage
 from tests.test_cli import BOT
-from tests.test_telegram import button, turned
+from tests.test_telegram import button
+from tests.test_telegram import press as press_in_chat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,17 +101,7 @@ async def question(server: BotApiServer) -> SentMessage:
 
 
 async def press(server: BotApiServer, message: SentMessage, label: str) -> SentMessage:
-    """Press; the next question: the pressed message turned into it, or a new one."""
-    edits, start = len(message.history), len(server.messages_to(PERSON))
-    server.press(PERSON, message.message_id, button(message, label), chat_id=PERSON)
-    await server.wait_until(
-        lambda: (
-            turned(message, edits)
-            or any(m.inline_buttons for m in server.messages_to(PERSON)[start:])
-        ),
-        WAIT,
-    )
-    return message if turned(message, edits) else await question(server)
+    return await press_in_chat(server, message, label, PERSON, WAIT)
 
 
 async def chat_through_the_bot(server: BotApiServer) -> None:

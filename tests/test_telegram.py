@@ -50,9 +50,9 @@ def button(message: SentMessage, label: str) -> str:
     raise AssertionError(f"no button {label!r} in {labels}")
 
 
-async def with_buttons(server: BotApiServer, chat: int = USER) -> SentMessage:
+async def with_buttons(server: BotApiServer, chat: int = USER, within: float = 5.0) -> SentMessage:
     """The next bot message in the chat that has inline buttons (the end of a reply)."""
-    return await server.wait_for_message(chat, lambda m: bool(m.inline_buttons))
+    return await server.wait_for_message(chat, lambda m: bool(m.inline_buttons), within)
 
 
 def turned(message: SentMessage, edits: int) -> bool:
@@ -63,7 +63,7 @@ def turned(message: SentMessage, edits: int) -> bool:
 
 
 async def press(
-    server: BotApiServer, message: SentMessage, label: str, user: int = USER
+    server: BotApiServer, message: SentMessage, label: str, user: int = USER, within: float = 5.0
 ) -> SentMessage:
     """Press a button of `message`; return what shows the next step: the pressed message
     turned into the next question, or the next new message with buttons."""
@@ -74,11 +74,12 @@ async def press(
         lambda: (
             turned(message, edits)
             or any(m.inline_buttons for m in server.messages_to(chat)[start:])
-        )
+        ),
+        within,
     )
     if turned(message, edits):
         return message
-    return await with_buttons(server, chat)
+    return await with_buttons(server, chat, within)
 
 
 async def onboard(server: BotApiServer, user: int = USER) -> SentMessage:

@@ -269,7 +269,8 @@ class TelegramTransport:
             and self.sender.is_newest(message.chat_id, message.message_id)
         ):
             picked = pressed_label(message, query.data or "")
-            return await self._turn_page(query, message, reply, f"✓ {escape(picked)}\n\n")
+            lead = f"✓ {escape(picked)}\n\n" if picked else ""
+            return await self._turn_page(query, message, reply, lead)
         return False
 
     @staticmethod
