@@ -29,7 +29,7 @@ from bot.core.router import CommandSpec
 from bot.delivery.outbox import TransientFailure
 from bot.delivery.pacing import Limits
 from bot.runtime import Runtime
-from bot.storage import repos
+from bot.storage import db, repos
 from bot.storage.db import transaction
 from bot.storage.models import DialogueState, OutboxMessage, Report
 from tests.chat import Chat
@@ -138,6 +138,46 @@ async def test_a_database_that_stays_locked_gets_an_apology_and_nothing_is_confi
     await chat.press("Anonym senden")
     assert "SP-" in chat.screen
     assert await counts(runtime) == (1, 1)
+
+
+async def drop_connections(runtime: Runtime) -> int:
+    """What a restart of the PostgreSQL server does to the bot's pooled connections."""
+    url = make_url(runtime.settings.database_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    return int(dropped)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("rested", [False, True])
+async def test_connections_the_server_dropped_cost_the_person_nothing(
+    chat: Chat,
+    runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    rested: bool,
+) -> None:
+    """A connection in steady use is not checked before each event (three round trips on
+    asyncpg): if the server dropped it, the event's first attempt fails and the next one,
+    on a new connection, succeeds. One that rested in the pool is checked first."""
+    await start_report(chat)
+    await quick_report(chat)
+    if rested:
+        monkeypatch.setattr(db, "REST_SECONDS", 0.0)
+    assert await drop_connections(runtime) >= 1
+    with caplog.at_level(logging.WARNING, logger="bot.core.pipeline"):
+        await chat.press("Anonym senden")
+    assert "SP-" in chat.screen
+    assert await counts(runtime) == (1, 1)
+    # Checked after resting: no failed attempt; in steady use: one, then the answer.
+    assert ("database busy" in caplog.text) is not rested
 
 
 async def test_a_failing_handler_stores_nothing_and_apologises(

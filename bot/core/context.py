@@ -129,6 +129,7 @@ class Context:
             title=title,
             choices=list(choices or []),
             request_location=request_location,
+            share_label=self.t("keyboard.share_location") if request_location else "",
             location=location,
         )
         self.replies.append(reply)

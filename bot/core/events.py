@@ -142,6 +142,9 @@ class Reply:
     title: str = ""
     choices: list[Choice] = field(default_factory=list)
     request_location: bool = False
+    # The label of the button that shares the location, in the person's language, where
+    # the platform shows one (Telegram); empty: the platform's default words.
+    share_label: str = ""
     location: Location | None = None
     attachments: list[Attachment] = field(default_factory=list)
     # A short notice about the event itself ("That option is no longer valid"): Telegram
@@ -169,6 +172,7 @@ class Reply:
             "lead": self.lead,
             "choices": [[c.id, c.label, c.command] for c in self.choices],
             "request_location": self.request_location,
+            "share_label": self.share_label,
             "location": None
             if self.location is None
             else [self.location.latitude, self.location.longitude],
@@ -184,6 +188,7 @@ class Reply:
             lead=str(data.get("lead", "")),
             choices=[Choice(*(str(part) for part in item[:3])) for item in data.get("choices", [])],
             request_location=bool(data.get("request_location", False)),
+            share_label=str(data.get("share_label", "")),
             location=None if location is None else Location(*location),
             attachments=[Attachment.from_json(a) for a in data.get("attachments", [])],
         )

@@ -1,7 +1,7 @@
 """One event, from arrival to commit: the only way a person's state is read and written.
 
     check the input → flood gate → this process's per-person order
-      → transaction: claim the platform event id → lock the person → load → route
+      → transaction: lock the person and claim the platform event id → load → route
                      → write state, log, effects → commit
       (the transaction retried whole while the database is busy)
 
@@ -138,13 +138,12 @@ class Pipeline:
                 # The transaction begins with the first statement; leaving the block without
                 # a commit rolls it back.
                 async with self.core.engine.connect() as connection:
-                    if event.platform_event_id and not await handled.claim(
-                        connection, event.transport, event.platform_event_id
+                    if not await handled.begin(
+                        connection, event.transport, event.user_id, event.platform_event_id
                     ):
                         log.info("%s event handled before: dropped", event.transport)
                         await connection.rollback()
                         return []
-                    await handled.lock_person(connection, event.transport, event.user_id)
                     context = await self._context(connection, event)
                     try:
                         await work(context)

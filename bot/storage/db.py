@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,6 +32,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 50
 # Set in a connection's info by `make_durable`: sync the WAL when the connection is back.
 DURABLE = "sicherheitsbot.durable"
+# A PostgreSQL connection back from the pool after resting this long is checked first (a
+# restarted server, a cut network); one in steady use is not (see `_ping_when_rested`).
+REST_SECONDS = 10.0
+_RESTED = "sicherheitsbot.rested_since"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -69,14 +74,33 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         if database != ":memory:":
             event.listen(engine.sync_engine.pool, "checkin", _sync_when_durable(database))
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        hide_parameters=True,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
+    engine = create_async_engine(
+        url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=10
     )
+    event.listen(engine.sync_engine.pool, "checkin", _resting)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_when_rested)
+    return engine
+
+
+def _resting(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_RESTED] = time.monotonic()
+
+
+def _ping_when_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Check a connection that rested in the pool before it is used: SQLAlchemy's
+    `pool_pre_ping` checks every one, which on asyncpg is three round trips (BEGIN, a
+    ping, ROLLBACK) before each event's own seven. A connection in steady use is not
+    checked; if the server went away meanwhile, the first statement fails, SQLAlchemy
+    drops every older connection of the pool, and the event pipeline tries the event
+    again whole (`bot.core.faults.transient`)."""
+    rested = record.info.get(_RESTED)
+    if rested is None or time.monotonic() - rested < REST_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise exc.DisconnectionError("the database connection was lost") from error
 
 
 async def make_durable(session: AsyncSession) -> None:

@@ -1,15 +1,22 @@
 """Exactly once, in the event's own transaction: the platform event ids already handled,
 and the lock that serialises one person's events across instances.
 
-- `claim(connection, transport, event_id)` records a platform update or event id; it
-  returns False for a repeat (a webhook retried, a sync replayed after a crash, a second
-  instance). Recorded in the transaction that stores the event's effects, so a crash before
-  the commit records nothing and the event is handled when it comes again; after the
-  commit it is never handled twice.
-- `lock_person(connection, transport, platform_id)` takes a transaction-scoped lock on the
-  person: on PostgreSQL an advisory lock (`pg_advisory_xact_lock`), so two instances never
-  both build on the same dialogue state; on SQLite, which one instance uses, the process's
-  own per-person lock (the caller's) is the lock, and this does nothing.
+`begin(connection, transport, platform_id, event_id)`, the first statement of an event's
+transaction, does both:
+
+- it takes a transaction-scoped lock on the person: on PostgreSQL an advisory lock
+  (`pg_advisory_xact_lock`), so two instances never both build on the same dialogue state;
+  on SQLite, which one instance uses, the process's own per-person lock (the caller's) is
+  the lock;
+- it records the platform update or event id, if there is one, and returns False for a
+  repeat (a webhook retried, a sync replayed after a crash, a second instance). Recorded in
+  the transaction that stores the event's effects, so a crash before the commit records
+  nothing and the event is handled when it comes again; after the commit it is never
+  handled twice.
+
+On PostgreSQL both are one statement (one round trip of the handful an event takes); the
+lock is taken before the id is inserted, and the person is read by the next statement,
+after the lock.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, text
+from sqlalchemy import Table, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -38,14 +45,39 @@ def _claim(insert_for: object) -> object:
     return statement.on_conflict_do_nothing().returning(_HANDLED.c.event_id)
 
 
-_CLAIM = {"postgresql": _claim(pg_insert), "sqlite": _claim(sqlite_insert)}
+def _lock_and_claim() -> object:
+    """PostgreSQL: the lock, then the id, in one INSERT … SELECT FROM (the lock)."""
+    columns = _HANDLED.c
+    locked = select(func.pg_advisory_xact_lock(bindparam("space"), bindparam("key"))).subquery()
+    row = select(
+        bindparam("transport", type_=columns.transport.type),
+        bindparam("event_id", type_=columns.event_id.type),
+        bindparam("at", type_=columns.at.type),
+    ).select_from(locked)
+    statement = pg_insert(_HANDLED).from_select(["transport", "event_id", "at"], row)
+    return statement.on_conflict_do_nothing().returning(columns.event_id)
 
 
-async def claim(connection: AsyncConnection, transport: str, event_id: str) -> bool:
-    """Record that this event is being handled; False when it was handled before."""
-    statement = _CLAIM[connection.dialect.name]
+_SQLITE_CLAIM = _claim(sqlite_insert)
+_PG_LOCK_AND_CLAIM = _lock_and_claim()
+
+
+async def begin(
+    connection: AsyncConnection, transport: str, platform_id: str, event_id: str | None
+) -> bool:
+    """Lock the person and record the event id (see the module's doc); False when the
+    event was handled before."""
+    postgres = connection.dialect.name == "postgresql"
+    lock = {"space": PERSON_LOCK_SPACE, "key": person_key(transport, platform_id)}
+    if not event_id:
+        if postgres:
+            await connection.execute(_LOCK, lock)
+        return True
     values = {"transport": transport, "event_id": event_id[:255], "at": utcnow()}
-    found = await connection.scalar(statement, values)  # type: ignore[call-overload]
+    if postgres:
+        found = await connection.scalar(_PG_LOCK_AND_CLAIM, {**values, **lock})  # type: ignore[call-overload]
+    else:
+        found = await connection.scalar(_SQLITE_CLAIM, values)  # type: ignore[call-overload]
     return found is not None
 
 
@@ -53,13 +85,6 @@ def person_key(transport: str, platform_id: str) -> int:
     """A signed 32-bit key for the person (a shared key only serialises two people)."""
     digest = hashlib.blake2b(f"{transport}\0{platform_id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-async def lock_person(connection: AsyncConnection, transport: str, platform_id: str) -> None:
-    """Hold the person's lock until the transaction ends (PostgreSQL; see module doc)."""
-    if connection.dialect.name == "postgresql":
-        key = person_key(transport, platform_id)
-        await connection.execute(_LOCK, {"space": PERSON_LOCK_SPACE, "key": key})
 
 
 async def forget_handled(session: AsyncSession, before: datetime) -> int:

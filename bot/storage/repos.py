@@ -408,19 +408,22 @@ async def mark_outbox_sent(
 # -- reports --------------------------------------------------------------------------------
 
 
+def _count_report(insert_for: Any) -> Any:
+    counters: Table = ReportCounter.__table__  # type: ignore[assignment]
+    statement = insert_for(counters).values(year=bindparam("year"), last=1)
+    return statement.on_conflict_do_update(
+        index_elements=[counters.c.year], set_={"last": counters.c.last + 1}
+    ).returning(counters.c.last)
+
+
+# Built once: built on every call, the statement cost more than its round trip.
+_COUNT_REPORT = {"sqlite": _count_report(sqlite_insert), "postgresql": _count_report(pg_insert)}
+
+
 async def next_report_number(session: AsyncSession, year: int) -> int:
     """Hand out the next number for `year` atomically (safe under concurrent submissions)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(ReportCounter)
-        .values(year=year, last=1)
-        .on_conflict_do_update(
-            index_elements=[ReportCounter.year], set_={"last": ReportCounter.last + 1}
-        )
-        .returning(ReportCounter.last)
-    )
-    number = (await session.execute(statement)).scalar_one()
+    statement = _COUNT_REPORT[session.get_bind().dialect.name]
+    number = (await session.execute(statement, {"year": year})).scalar_one()
     return int(number)
 
 

@@ -143,7 +143,7 @@ class TelegramSender:
         for reply in replies:
             share = ""
             if reply.request_location and chat > 0:
-                share = await self._share_label(chat)
+                share = reply.share_label or await self._share_label(chat)
             first: Message | None = None
             for part in render(reply, share):
                 thread = first.message_id if part.threaded and first is not None else None

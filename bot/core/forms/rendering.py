@@ -59,6 +59,7 @@ def question(context: Context, form: Form, state: FormState, step: Step) -> Repl
         title=context.t(title, **values) if title else "",
         choices=choices,
         request_location=step.kind is Input.LOCATION,
+        share_label=context.t("keyboard.share_location") if step.kind is Input.LOCATION else "",
     )
 
 
