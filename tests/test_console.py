@@ -421,7 +421,8 @@ async def test_console_in_the_chat_gives_a_link_the_conversation_log_does_not_ke
 ) -> None:
     coordinator = Chat(runtime.core, "leitstelle")
     await coordinator.onboard()
-    await coordinator.send("/console")
+    await coordinator.send("/menu")
+    await coordinator.press("Web-Konsole")  # the menu's button sends /console
     link = re.search(r"http://127\.0\.0\.1:\d+/console/login/(\S+)", coordinator.screen)
     assert link is not None, coordinator.screen
     token = link.group(1)
@@ -494,3 +495,8 @@ async def test_a_coordinators_help_names_the_desk_and_a_drivers_does_not(
     for command in ("/reports", "/broadcast", "/broadcasts", "/console"):
         assert command in coordinator.screen
         assert command not in driver.screen
+    # Without the console in this deployment its button would lead nowhere: none.
+    runtime.settings.web.enabled = False
+    await coordinator.send("/menu")
+    assert "📥 Offene Meldungen" in coordinator.labels
+    assert not any("Web-Konsole" in label for label in coordinator.labels)
