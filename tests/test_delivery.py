@@ -16,6 +16,9 @@ from bot.storage.db import transaction
 from bot.storage.models import OutboxMessage, User, utcnow
 from tests.peers.botapi import BotApiServer, FloodLimits
 from tests.telegram_fixtures import TOKEN, Harness
+from tests.test_botapi_server import TOKEN as BOT_TOKEN
+from tests.test_botapi_server import USER as PERSON
+from tests.test_botapi_server import bot_for
 
 
 async def queue_alerts(
@@ -228,3 +231,27 @@ async def test_a_flood_wait_on_an_answer_holds_only_its_chat() -> None:
     await asyncio.wait_for(limiter.acquire("c", bulk=True), 1)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(limiter.acquire("a", bulk=False), 0.3)
+
+
+async def test_a_burst_whose_first_answer_was_slow_on_its_way_meets_no_flood_control() -> None:
+    """Telegram counts a chat's messages as they arrive. Three answers go out quickly (a
+    burst) and the first arrives 40 ms after it left (a busy loop, other requests before
+    it): the fourth, granted a second after the first left, must not arrive less than a
+    second after the first arrived, or the chat is held for a whole second."""
+    limits = FloodLimits(private_chat_burst=3)
+    limiter = ChatLimiter(Limits(30, 1, chat_burst=3))
+    async with BotApiServer(flood_limits=limits) as server:
+        server.add_bot(BOT_TOKEN)
+        server.add_user(PERSON)
+        async with bot_for(server) as bot:
+
+            async def answer(text: str, on_its_way: float = 0.0) -> None:
+                await limiter.acquire(str(PERSON), bulk=False)
+                await asyncio.sleep(on_its_way)
+                await bot.send_message(PERSON, text)
+
+            await answer("a", on_its_way=0.04)
+            for text in ("b", "c", "d"):
+                await answer(text)
+        assert [m.text for m in server.messages_to(PERSON)] == ["a", "b", "c", "d"]
+        assert not [call for call in server.calls if call.status == 429]

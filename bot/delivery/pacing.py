@@ -36,6 +36,11 @@ class Limits:
     # The platform counts arrivals in sliding windows, and a request's way there varies by a
     # little: we count our windows this much longer than the platform's.
     margin: float = 0.02
+    # The same for one chat's messages after a burst (`chat_burst`): a burst's answers
+    # leave together and arrive one after another, so the first can arrive tens of
+    # milliseconds after it was granted and the one after the burst right on time, too
+    # soon by the platform's count (Telegram then holds the chat for a whole second).
+    chat_margin: float = 0.07
 
 
 class SlidingWindow:
@@ -180,7 +185,7 @@ class ChatLimiter:
                 per_window = limits.group_per_minute * limits.window_seconds
                 chat = window(per_window / 60, limits, 60 * limits.window_seconds)
             elif limits.chat_burst > 1:
-                interval = limits.window_seconds * (1.0 + limits.margin)
+                interval = limits.window_seconds * (1.0 + limits.chat_margin)
                 chat = Burst(limits.chat_burst, interval / limits.per_chat_per_second)
             else:
                 chat = window(limits.per_chat_per_second, limits)
