@@ -117,6 +117,7 @@ FORM = Form(
     name="onb",
     texts="onboarding",
     review=False,
+    optional_for_staff=True,
     steps=(
         Step(
             "consent",

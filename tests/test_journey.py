@@ -356,6 +356,27 @@ async def test_each_role_has_its_own_menu(runtime: Runtime) -> None:
     ]
 
 
+async def test_a_coordinator_is_not_asked_for_a_job_again_after_each_command(
+    runtime: Runtime,
+) -> None:
+    """Coordinators triage without onboarding: one they left open is not asked again after
+    their commands; a driver's is (nothing else works before it)."""
+    role_question = runtime.content.text("de", "onboarding.role")
+    coordinator, driver = Chat(runtime.core, "leitstelle"), Chat(runtime.core, "driver")
+    for person in (coordinator, driver):
+        await person.send("/start")
+        await person.press("✅")
+        assert role_question in person.screen
+    truck = coordinator.find("Lkw")
+    await coordinator.send("/reports")
+    assert "keine offenen Meldungen" in coordinator.screen
+    assert role_question not in coordinator.screen
+    await coordinator.press_id(truck)  # the question's buttons, further up, still work
+    assert runtime.content.text("de", "onboarding.region") in coordinator.screen
+    await driver.send("/tips")
+    assert role_question in driver.screen
+
+
 async def test_the_small_answers_of_the_desk(runtime: Runtime) -> None:
     driver = Chat(runtime.core, "driver")
     await driver.onboard()

@@ -30,6 +30,8 @@ def register(router: Router, form: Form) -> None:
         await handle(context, form)
 
     async def again(context: Context) -> None:
+        if form.optional_for_staff and context.is_coordinator:
+            return
         await resume(context, form)
 
     router.flow(form.name, resume=again)(run)

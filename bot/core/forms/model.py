@@ -99,6 +99,9 @@ class Form:
     heading: str = ""
     # Ask once before a draft with answers is thrown away.
     confirm_cancel: bool = False
+    # Coordinators need not finish it (onboarding): after their other commands it is not
+    # asked again; they carry on with its buttons or start it anew.
+    optional_for_staff: bool = False
     # Content keys of the summary's title and single send button (default
     # "<texts>.review" and "<texts>.confirm").
     review_title: str = ""
