@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import psutil  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
-from bench.common import ROOT, fresh_database
+from bench.common import ROOT, fresh_database, speed_probe
 from bot.config import Settings
 from bot.runtime import open_runtime
 from bot.storage.models import OutboxMessage, Report
@@ -234,6 +234,7 @@ def cpu(process: asyncio.subprocess.Process) -> float:
 async def load(database: str, k: int, think: float) -> dict[str, Any]:
     """K people at once, 17 inputs each."""
     limits = FloodLimits(replies_exempt_seconds=EXEMPT_SECONDS, private_chat_burst=BURST)
+    probe = speed_probe()
     async with fresh_database(database) as settings:
         server = BotApiServer(flood_limits=limits)
         async with server:
@@ -268,6 +269,8 @@ async def load(database: str, k: int, think: float) -> dict[str, Any]:
         # The machine's load (1 minute) when the run ended: above 2 on these 2 cores, other
         # work shared them.
         "load_average": round(os.getloadavg()[0], 2),
+        # The machine's speed just before the run (bench.common.speed_probe; less is faster).
+        "speed_probe_ms": probe,
     }
 
 
@@ -276,6 +279,7 @@ async def under_broadcast(
 ) -> dict[str, Any]:
     """People walk the journey while an alert goes to `recipients`."""
     limits = FloodLimits(replies_exempt_seconds=EXEMPT_SECONDS, private_chat_burst=BURST)
+    probe = speed_probe()
     async with fresh_database(database) as settings:
         async with open_runtime(settings) as runtime:
             chat_ids = await add_telegram_users(runtime.sessions, recipients, FIRST_RECIPIENT)
@@ -346,6 +350,7 @@ async def under_broadcast(
         # The machine's load (1 minute) when the run ended: above 2 on these 2 cores, other
         # work shared them.
         "load_average": round(os.getloadavg()[0], 2),
+        "speed_probe_ms": probe,
     }
 
 
@@ -374,7 +379,8 @@ async def run(
         "load": [
             {key: item[key] for key in ("database", "people", "think_seconds", "inputs_per_second",
                                         "latency_p50_ms", "latency_p95_ms", "reports",
-                                        "duplicate_references", "people_with_errors")}
+                                        "duplicate_references", "people_with_errors",
+                                        "bot_cpu_ms_per_input", "speed_probe_ms")}
             for item in results["load"]
         ],
         "broadcast": [
