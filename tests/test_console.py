@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from bot.core import forms
 from bot.runtime import Runtime
+from bot.storage import console, privacy
 from bot.storage.models import AuditEntry, ConversationEntry, DialogueState, Report, User
 from tests.chat import Chat
 from tests.console_fixtures import COORDINATOR, ConsoleSite, hidden, logged_in, report_with_photo
-from tests.test_report import outbox_for
+from tests.test_report import outbox_for, quick_report
 
 
 async def report_row(runtime: Runtime, reference: str) -> Report:
@@ -500,3 +501,29 @@ async def test_a_coordinators_help_names_the_desk_and_a_drivers_does_not(
     await coordinator.send("/menu")
     assert "📥 Offene Meldungen" in coordinator.labels
     assert not any("Web-Konsole" in label for label in coordinator.labels)
+
+
+async def test_a_report_stays_in_the_region_it_was_sent_from(runtime: Runtime) -> None:
+    """The inbox's region filter finds a report where it was sent from, after its reporter
+    moved on and after they erased themselves keeping their reports."""
+    driver = Chat(runtime.core, "driver")
+    await driver.onboard(region="Köln")
+    await driver.send("/report")
+    await quick_report(driver)
+    await driver.press("Anonym senden")
+
+    async def found(region: str) -> list[str]:
+        async with runtime.sessions() as session:
+            rows = await console.reports(session, 0, console.Filters(region=region))
+        return [row.region for row in rows]
+
+    await driver.send("/settings")
+    await driver.press("Region")
+    await driver.press("Münster")
+    assert (await found("koeln"), await found("muenster")) == (["koeln"], [])
+    async with runtime.sessions() as session:
+        user = await session.scalar(select(User).where(User.platform_id == "driver"))
+        assert user is not None and user.region == "muenster"  # the move happened
+        await privacy.erase_user(session, user, "anonymise")
+        await session.commit()
+    assert await found("koeln") == ["koeln"]

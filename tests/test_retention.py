@@ -615,3 +615,49 @@ async def test_reports_stored_before_the_upgrade_hold_their_files(
         links = (await connection.execute(select(MediaLink.sha256, MediaLink.report_id))).all()
     await engine.dispose()
     assert [(sha, report) for sha, report in links] == [("a" * 64, 1)]
+
+
+async def test_reports_stored_before_the_upgrade_keep_their_reporters_region(
+    settings: Settings,
+) -> None:
+    url = settings.database_url
+    await db.upgrade(url, "0007")
+    engine = db.create_engine(url)
+    now = utcnow()
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(User.__table__),
+            [
+                {
+                    "id": 7,
+                    "transport": "console",
+                    "platform_id": "driver",
+                    "chat_id": "driver",
+                    "language": "de",
+                    "role": "truck_driver",
+                    "region": "koeln",
+                    "active": True,
+                    "coordinator": False,
+                    "weekly_tip": False,
+                    "created_at": now,
+                    "last_seen_at": now,
+                }
+            ],
+        )
+        await connection.execute(
+            insert(Report.__table__),
+            [{"reference": f"SP-2026-00000{number}", "user_id": user, "transport": "console",
+              "category": "other", "status": "new", "answers": {}, "contact_allowed": False,
+              "status_note": "", "created_at": now, "updated_at": now}
+             for number, user in ((1, 7), (2, None))],
+        )  # fmt: skip
+    await db.upgrade(url)
+    async with engine.connect() as connection:
+        regions = (
+            await connection.execute(select(Report.reference, Report.region).order_by(Report.id))
+        ).all()
+    await engine.dispose()
+    assert [tuple(row) for row in regions] == [
+        ("SP-2026-000001", "koeln"),
+        ("SP-2026-000002", None),
+    ]

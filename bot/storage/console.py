@@ -90,7 +90,7 @@ def _where(filters: Filters) -> list[Any]:
     if filters.category:
         found.append(Report.category == filters.category)
     if filters.region:
-        found.append(User.region == filters.region)
+        found.append(Report.region == filters.region)
     if filters.since is not None:
         found.append(Report.created_at >= filters.since)
     if filters.until is not None:
@@ -120,14 +120,13 @@ async def reports(
         )
     )
     rows = await session.execute(
-        select(Report, User.region, _has_photo().label("photo"), read.label("read"))
-        .outerjoin(User, User.id == Report.user_id)
+        select(Report, _has_photo().label("photo"), read.label("read"))
         .where(*_where(filters))
         .order_by(Report.id.desc())
         .limit(limit)
     )
     found = []
-    for report, region, photo, was_read in rows.all():
+    for report, photo, was_read in rows.all():
         place = report.answers.get("place") or {}
         latitude = longitude = None
         if isinstance(place, dict) and "lat" in place and "lon" in place:
@@ -141,7 +140,7 @@ async def reports(
                 status=report.status,
                 category=report.category,
                 created_at=report.created_at,
-                region=region or "",
+                region=report.region or "",
                 has_photo=bool(photo),
                 unread=not was_read,
                 latitude=latitude,

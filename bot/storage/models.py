@@ -151,6 +151,9 @@ class Report(Base):
     )
     transport: Mapped[str] = mapped_column(String(16))
     category: Mapped[str] = mapped_column(String(32))
+    # The reporter's region when they sent it: where the report belongs, even after they
+    # move on or erase themselves.
+    region: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="new")
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     contact_allowed: Mapped[bool] = mapped_column(Boolean, default=False)

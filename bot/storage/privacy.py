@@ -61,6 +61,7 @@ async def export_user(session: AsyncSession, user: User) -> dict[str, Any]:
             {
                 "reference": r.reference,
                 "category": r.category,
+                "region": r.region,
                 "status": r.status,
                 "created_at": r.created_at,
                 "answers": r.answers,

@@ -443,6 +443,7 @@ async def create_report(
         user_id=user.id,
         transport=user.transport,
         category=category,
+        region=user.region,
         status="new",
         answers=answers,
         contact_allowed=contact_allowed,

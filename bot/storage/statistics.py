@@ -106,9 +106,9 @@ def month_of(moment: datetime, tz: tzinfo) -> str:
 async def _reports(session: AsyncSession, period: Period, tz: tzinfo) -> dict[str, Any]:
     rows = (
         await session.execute(
-            select(Report.reference, Report.created_at, Report.category, Report.status, User.region)
-            .outerjoin(User, User.id == Report.user_id)
-            .where(*period.where(Report.created_at))
+            select(
+                Report.reference, Report.created_at, Report.category, Report.status, Report.region
+            ).where(*period.where(Report.created_at))
         )
     ).all()
     created = {reference: at for reference, at, *_rest in rows}
