@@ -191,6 +191,11 @@ class WebSettings(Section):
         return value
 
     @property
+    def console_served(self) -> bool:
+        """The console is on, and the server that serves it."""
+        return self.enabled and bool(self.listen)
+
+    @property
     def host(self) -> str:
         return listen_address(self.listen)[0]
 

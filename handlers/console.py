@@ -20,7 +20,7 @@ async def console_link(context: Context) -> None:
     if context.event.is_group or context.event.door:
         context.say(context.t("console_chat.direct_only"))
         return
-    if not (context.settings.web.enabled and context.settings.web.listen):
+    if not context.settings.web.console_served:
         context.say(context.t("console_chat.disabled"))
         return
     token = await console.create_login(

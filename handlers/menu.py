@@ -15,10 +15,9 @@ def menu_choices(context: Context) -> list[Choice]:
     core = context.core
     role = "coordinator" if context.is_coordinator else (context.user.role or "default")
     labels = dict(context.content.options(context.lang, "menu"))
-    web = context.settings.web
     choices = []
     for command in context.content.menu(role):
-        if command == "console" and not (web.enabled and web.listen):
+        if command == "console" and not context.settings.web.console_served:
             continue  # its answer would only say that there is none
         spec = core.commands.get(command)
         if spec is not None and command in labels and core.allowed(spec, context):

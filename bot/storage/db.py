@@ -90,7 +90,7 @@ def _resting(_dbapi_connection: Any, record: Any) -> None:
 def _ping_when_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Check a connection that rested in the pool before it is used: SQLAlchemy's
     `pool_pre_ping` checks every one, which on asyncpg is three round trips (BEGIN, a
-    ping, ROLLBACK) before each event's own seven. A connection in steady use is not
+    ping, ROLLBACK) before each event's own six. A connection in steady use is not
     checked; if the server went away meanwhile, the first statement fails, SQLAlchemy
     drops every older connection of the pool, and the event pipeline tries the event
     again whole (`bot.core.faults.transient`)."""
